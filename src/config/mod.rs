@@ -1,0 +1,134 @@
+//! Configuration: `connections.json` and `topics.json` in the exporter's format, plus runner's
+//! optional extensions. Everything is checked here, before any stage touches Kafka.
+
+mod connections;
+mod interpolate;
+mod partition_map;
+mod strict_json;
+mod topics;
+
+pub use connections::{Connections, SaslConfig, SaslMechanism, Secret, SslConfig};
+pub use partition_map::PartitionMap;
+pub use topics::{Compression, Format, TopicConfig};
+
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+pub const CONNECTIONS_FILE: &str = "connections.json";
+pub const TOPICS_FILE: &str = "topics.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}. Create it, or pass --config-dir with the folder that holds it", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: line {line}, column {column}: {message}. Fix the JSON syntax there", file.display())]
+    Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: field `{field}`: {message}", file.display())]
+    Invalid {
+        file: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(file: &Path, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            file: file.to_path_buf(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A loaded, validated configuration folder.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub connections: Connections,
+    pub topics: Vec<TopicConfig>,
+}
+
+impl Config {
+    /// Loads and validates `connections.json` and `topics.json` from `dir`.
+    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+        let connections_file = dir.join(CONNECTIONS_FILE);
+        let topics_file = dir.join(TOPICS_FILE);
+        let mut connections: Connections = load_json(&connections_file)?;
+        connections.validate(&connections_file)?;
+        let topics: Vec<TopicConfig> = load_json(&topics_file)?;
+        topics::validate_all(&topics, &topics_file)?;
+        connections.resolve_paths(dir);
+        Ok(Config {
+            dir: dir.to_path_buf(),
+            connections,
+            topics,
+        })
+    }
+
+    /// The enabled topics, or exactly the named ones (enabled or not) when names are given.
+    pub fn select_topics(&self, names: &[String]) -> Result<Vec<TopicConfig>, ConfigError> {
+        if names.is_empty() {
+            return Ok(self.topics.iter().filter(|t| t.enabled).cloned().collect());
+        }
+        let mut chosen = Vec::new();
+        for name in names {
+            let found: Vec<_> = self.topics.iter().filter(|t| &t.topic == name).collect();
+            if found.is_empty() {
+                let known: Vec<_> = self.topics.iter().map(|t| t.topic.as_str()).collect();
+                return Err(ConfigError::invalid(
+                    &self.dir.join(TOPICS_FILE),
+                    "topic",
+                    format!(
+                        "--topic {name} is not listed; add an entry for it or use one of: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            chosen.extend(found.into_iter().cloned());
+        }
+        Ok(chosen)
+    }
+}
+
+/// Reads a JSON file, expands `${ENV_VAR}` in its strings, then deserializes it with the JSON
+/// path of any error.
+fn load_json<T: DeserializeOwned>(file: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    let strict_json::StrictValue(mut value) =
+        serde_json::from_str(&text).map_err(|e| ConfigError::Syntax {
+            file: file.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+    interpolate::expand_env(&mut value, "")
+        .map_err(|(field, message)| ConfigError::invalid(file, field, message))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let message = strip_position(&e.inner().to_string());
+        ConfigError::invalid(file, field, message)
+    })
+}
+
+/// serde_json appends "at line 0 column 0" when deserializing from a `Value`; it means nothing.
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

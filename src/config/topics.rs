@@ -1,0 +1,166 @@
+//! `topics.json`: one entry per topic to export, in the exporter's format plus optional fields.
+
+use super::{ConfigError, PartitionMap};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    pub topic: String,
+    /// Consumer group: progress is kept per topic and group. Defaults to `runner.<topic>`.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Cap on the offsets read per run for the whole topic (split over partitions, see README).
+    #[serde(default)]
+    pub num_messages: Option<u64>,
+    /// Read from the earliest offset instead of the recorded progress.
+    #[serde(default)]
+    pub reset_offsets: bool,
+    /// Start offsets per partition; only the listed partitions are read.
+    #[serde(default)]
+    pub starting_offsets: Option<PartitionMap<i64>>,
+    /// Added to the offsets written into the output, per partition; reading is unaffected.
+    #[serde(default)]
+    pub offset_increment: Option<PartitionMap<i64>>,
+    #[serde(default)]
+    pub format: Format,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default = "default_max_records")]
+    pub max_records_per_file: u64,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes_per_file: u64,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// When retention has deleted offsets the run should read: fail (true) or start at the log
+    /// start and report the gap (false).
+    #[serde(default = "yes")]
+    pub fail_on_data_loss: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The payload bytes as a binary `value` column.
+    #[default]
+    Raw,
+    /// JSON objects; top-level fields become typed columns.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Snappy,
+    Lz4,
+    None,
+}
+
+fn default_max_records() -> u64 {
+    1_000_000
+}
+fn default_max_bytes() -> u64 {
+    128 * 1024 * 1024
+}
+fn yes() -> bool {
+    true
+}
+
+impl TopicConfig {
+    pub fn group_id(&self) -> String {
+        self.group_id
+            .clone()
+            .unwrap_or_else(|| format!("runner.{}", self.topic))
+    }
+
+    pub fn offset_increment(&self, partition: i32) -> i64 {
+        self.offset_increment
+            .as_ref()
+            .and_then(|m| m.get(partition))
+            .unwrap_or(0)
+    }
+
+    fn validate(&self, at: &str, file: &Path) -> Result<(), ConfigError> {
+        let field = |name: &str| format!("{at}.{name}");
+        if !is_topic_name(&self.topic) {
+            return Err(ConfigError::invalid(
+                file,
+                field("topic"),
+                format!(
+                    "\"{}\" is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)",
+                    self.topic
+                ),
+            ));
+        }
+        if self
+            .group_id
+            .as_deref()
+            .is_some_and(|g| g.trim().is_empty())
+        {
+            return Err(ConfigError::invalid(
+                file,
+                field("group_id"),
+                "is empty; remove it to use runner.<topic>, or name a group",
+            ));
+        }
+        if self.num_messages == Some(0) {
+            return Err(ConfigError::invalid(
+                file,
+                field("num_messages"),
+                "is 0; remove it (or set null) for no cap",
+            ));
+        }
+        if let Some(starts) = &self.starting_offsets {
+            for (partition, offset) in &starts.0 {
+                if *offset < 0 {
+                    return Err(ConfigError::invalid(
+                        file,
+                        field(&format!("starting_offsets.{partition}")),
+                        format!("{offset} is negative; offsets start at 0"),
+                    ));
+                }
+            }
+        }
+        if self.max_records_per_file == 0 || self.max_bytes_per_file < 1024 {
+            return Err(ConfigError::invalid(
+                file,
+                field("max_records_per_file"),
+                "files need at least 1 record and max_bytes_per_file of at least 1024",
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn validate_all(topics: &[TopicConfig], file: &Path) -> Result<(), ConfigError> {
+    let mut seen = BTreeSet::new();
+    for (i, topic) in topics.iter().enumerate() {
+        topic.validate(&format!("[{i}]"), file)?;
+        if !seen.insert((topic.topic.clone(), topic.group_id())) {
+            return Err(ConfigError::invalid(
+                file,
+                format!("[{i}].topic"),
+                format!(
+                    "topic {} with group {} is listed twice; merge the entries or give one another group_id",
+                    topic.topic,
+                    topic.group_id()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}

@@ -1,0 +1,165 @@
+//! The export job for one topic: plan, read, decode, write, then record progress.
+
+use super::RunContext;
+use crate::config::TopicConfig;
+use crate::decode::{DecodeError, Decoder};
+use crate::kafka;
+use crate::plan::{self, PlanError, TopicPlan};
+use crate::progress::{Progress, ProgressError};
+use crate::read::{BoundedReader, ReadError};
+use crate::write::{Advance, TopicWriter, WriteError};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(
+        "topic {topic}: cannot create a Kafka consumer: {source}. Check connections.json (kafka_properties, ssl_config, sasl)"
+    )]
+    Consumer {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(
+        "{0}. Progress stays before this record; fix the producer or set the topic's format, then rerun"
+    )]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Progress(#[from] ProgressError),
+    #[error("internal error (a bug, please report it): {0}")]
+    Panic(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TopicSummary {
+    pub topic: String,
+    pub planned: i64,
+    pub records: u64,
+    pub files: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    /// Offset ranges retention deleted before export (fail_on_data_loss false).
+    pub lost: Vec<(i32, i64, i64)>,
+}
+
+/// Plans a topic without reading any message.
+pub fn plan_only(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicPlan, ExportError> {
+    let (_, _, plan) = prepare(ctx, topic)?;
+    Ok(plan)
+}
+
+fn prepare(
+    ctx: &RunContext,
+    topic: &TopicConfig,
+) -> Result<(BaseConsumer, Progress, TopicPlan), ExportError> {
+    let group = topic.group_id();
+    let consumer: BaseConsumer = kafka::export_consumer_config(&ctx.config.connections, &group)
+        .create()
+        .map_err(|source| ExportError::Consumer {
+            topic: topic.topic.clone(),
+            source,
+        })?;
+    let progress = Progress::load(ctx.sink.clone(), &group, &topic.topic)?;
+    let plan = plan::plan_topic(
+        &consumer,
+        topic,
+        &progress.offsets(),
+        ctx.options.kafka_timeout,
+    )?;
+    Ok((consumer, progress, plan))
+}
+
+pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummary, ExportError> {
+    let started = Instant::now();
+    let (consumer, mut progress, plan) = prepare(ctx, topic)?;
+    let mut summary = summary_of(&plan);
+    tracing::info!(
+        records = plan.count(),
+        partitions = plan.to_read().count(),
+        "planned"
+    );
+    if plan.count() > 0 {
+        let starts = plan.to_read().map(|p| (p.partition, p.start)).collect();
+        let options = &ctx.options;
+        let mut reader =
+            BoundedReader::start(consumer, &plan, options.batch_rows, options.stall_timeout)?;
+        let mut decoder = Decoder::new(topic);
+        let mut writer = TopicWriter::new(ctx.sink.clone(), topic, starts);
+        let mut commits = TopicPartitionList::new();
+        while let Some(raw) = reader.next_batch()? {
+            let decoded = if raw.is_empty() {
+                None
+            } else {
+                Some(decoder.decode(&raw)?)
+            };
+            for advance in writer.write(&raw, decoded, raw.last)? {
+                record(&mut progress, &advance, &mut summary)?;
+                let next = Offset::Offset(advance.next_offset);
+                if commits
+                    .set_partition_offset(&topic.topic, advance.partition, next)
+                    .is_err()
+                {
+                    let _ = commits.add_partition_offset(&topic.topic, advance.partition, next);
+                }
+                // Lag tools see progress as it happens; the store stays the source of truth.
+                let _ = reader.consumer().commit(&commits, CommitMode::Async);
+            }
+        }
+        if commits.count() > 0
+            && let Err(e) = reader.consumer().commit(&commits, CommitMode::Sync)
+        {
+            tracing::warn!(error = %e, "progress is recorded, but committing it to the consumer group failed");
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn summary_of(plan: &TopicPlan) -> TopicSummary {
+    let lost = plan
+        .partitions
+        .iter()
+        .filter_map(|p| p.lost.map(|(from, to)| (p.partition, from, to)))
+        .collect::<Vec<_>>();
+    for (partition, from, to) in &lost {
+        tracing::warn!(
+            partition,
+            from,
+            to,
+            "offsets deleted by retention were skipped"
+        );
+    }
+    TopicSummary {
+        topic: plan.topic.clone(),
+        planned: plan.count(),
+        lost,
+        ..TopicSummary::default()
+    }
+}
+
+fn record(
+    progress: &mut Progress,
+    advance: &Advance,
+    summary: &mut TopicSummary,
+) -> Result<(), ProgressError> {
+    let file = advance.file.as_ref();
+    progress.advance(
+        advance.partition,
+        advance.next_offset,
+        file.map(|f| f.path.as_str()),
+    )?;
+    if let Some(f) = file {
+        summary.records += f.records;
+        summary.files += 1;
+        summary.bytes += f.bytes;
+        tracing::info!(partition = advance.partition, path = %f.path, records = f.records, bytes = f.bytes, next_offset = advance.next_offset, "file written");
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! Jobs compose the stages. `run_once` exports topics in parallel with bounded concurrency;
+//! a failing topic never stops the others.
+
+pub mod export;
+
+use crate::config::{Config, TopicConfig};
+use crate::sink::Sink;
+use export::{ExportError, TopicSummary};
+use rayon::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Topics exported at once.
+    pub concurrency: usize,
+    /// Records per decoded batch.
+    pub batch_rows: usize,
+    /// Timeout of metadata, watermark and offset requests.
+    pub kafka_timeout: Duration,
+    /// How long a partition may deliver nothing before the topic fails.
+    pub stall_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            concurrency: 4,
+            batch_rows: 8192,
+            kafka_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+pub struct RunContext {
+    pub config: Config,
+    pub sink: Arc<Sink>,
+    pub options: RunOptions,
+}
+
+pub struct TopicOutcome {
+    pub topic: String,
+    pub result: Result<TopicSummary, ExportError>,
+}
+
+/// Exports each topic once; results come back in the order of `topics`.
+pub fn run_once(ctx: &RunContext, topics: &[TopicConfig]) -> Vec<TopicOutcome> {
+    let run_span = tracing::Span::current();
+    let export = |topic: &TopicConfig| {
+        let span = tracing::info_span!(parent: &run_span, "topic", topic = %topic.topic);
+        let _entered = span.enter();
+        // A bug in one topic must not take the others down with it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            export::export_topic(ctx, topic)
+        }))
+        .unwrap_or_else(|panic| Err(ExportError::Panic(panic_message(&panic))));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "topic failed");
+        }
+        TopicOutcome {
+            topic: topic.topic.clone(),
+            result,
+        }
+    };
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(ctx.options.concurrency.max(1))
+        .thread_name(|i| format!("runner-topic-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(|| topics.par_iter().map(export).collect()),
+        Err(_) => topics.iter().map(export).collect(),
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}

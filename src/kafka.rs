@@ -1,0 +1,61 @@
+//! librdkafka client settings derived from `connections.json`.
+
+use crate::config::Connections;
+use rdkafka::ClientConfig;
+
+/// Client settings shared by every consumer and producer runner creates.
+pub fn client_config(conn: &Connections) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &conn.bootstrap_servers);
+    cfg.set("client.id", "runner");
+    let protocol = match (&conn.ssl_config, &conn.sasl) {
+        (Some(_), Some(_)) => Some("SASL_SSL"),
+        (Some(_), None) => Some("SSL"),
+        (None, Some(_)) => Some("SASL_PLAINTEXT"),
+        (None, None) => None,
+    };
+    if let Some(protocol) = protocol {
+        cfg.set("security.protocol", protocol);
+    }
+    if let Some(ssl) = &conn.ssl_config {
+        let files = [
+            ("ssl.ca.location", &ssl.ca),
+            ("ssl.certificate.location", &ssl.cert),
+            ("ssl.key.location", &ssl.key),
+        ];
+        for (key, path) in files {
+            if let Some(path) = path {
+                cfg.set(key, path.to_string_lossy());
+            }
+        }
+        if let Some(password) = &ssl.key_password {
+            cfg.set("ssl.key.password", password.expose());
+        }
+    }
+    if let Some(sasl) = &conn.sasl {
+        cfg.set("sasl.mechanisms", sasl.mechanism.as_str());
+        cfg.set("sasl.username", &sasl.username);
+        cfg.set("sasl.password", sasl.password.expose());
+    }
+    for (key, value) in &conn.kafka_properties {
+        cfg.set(key, value);
+    }
+    cfg
+}
+
+/// Settings for a bounded export consumer of one group: manual assignment and commits, and
+/// an error rather than a silent jump when an offset is out of range.
+pub fn export_consumer_config(conn: &Connections, group_id: &str) -> ClientConfig {
+    let mut cfg = client_config(conn);
+    cfg.set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "error")
+        .set("isolation.level", "read_committed");
+    // Passthrough wins: users may tune fetch sizes or isolation on purpose.
+    for (key, value) in &conn.kafka_properties {
+        cfg.set(key, value);
+    }
+    cfg
+}

@@ -1,0 +1,16 @@
+//! runner: bounded, exactly-once exports from Kafka to Parquet.
+//!
+//! Data flows one way through one module per stage: `config` → `plan` → `read` → `decode` →
+//! `write` (into the `sink`) → `progress`. `jobs` composes them.
+
+pub mod config;
+pub mod decode;
+pub mod embedded;
+pub mod jobs;
+pub mod kafka;
+pub mod logging;
+pub mod plan;
+pub mod progress;
+pub mod read;
+pub mod sink;
+pub mod write;

@@ -1,0 +1,129 @@
+//! The `runner` command line. Errors become messages and exit codes here, nowhere else.
+
+mod cli;
+mod demo;
+
+use anyhow::Context;
+use clap::Parser;
+use cli::{Cli, Command};
+use runner::config::Config;
+use runner::jobs::{self, RunContext, RunOptions, TopicOutcome};
+use runner::sink::Sink;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit codes (README lists them for CronJob authors).
+const EXIT_FAILED: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let run_id = runner::logging::new_run_id();
+    let _logs = runner::logging::init(cli.log_format, cli.log_dir.clone());
+    let span = tracing::info_span!("run", run_id = %run_id);
+    let _entered = span.enter();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let config_error = e.downcast_ref::<runner::config::ConfigError>().is_some();
+            eprintln!("error: {e:#}");
+            ExitCode::from(if config_error {
+                EXIT_CONFIG
+            } else {
+                EXIT_FAILED
+            })
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")?;
+    match cli.command {
+        Command::Validate => {
+            let config = Config::load(&cli.config_dir)?;
+            println!(
+                "{} and {} in {} are valid: {} topics ({} enabled)",
+                runner::config::CONNECTIONS_FILE,
+                runner::config::TOPICS_FILE,
+                cli.config_dir.display(),
+                config.topics.len(),
+                config.topics.iter().filter(|t| t.enabled).count()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan(args) => {
+            let config = Config::load(&cli.config_dir)?;
+            let topics = config.select_topics(&args.topic)?;
+            let sink = Arc::new(Sink::local(
+                &config.connections.storage_dir(&config.dir),
+                rt.handle().clone(),
+            )?);
+            let ctx = RunContext {
+                config,
+                sink,
+                options: RunOptions::default(),
+            };
+            cli::print_plans(&ctx, &topics, args.json)
+        }
+        Command::Once(args) => {
+            let config = Config::load(&cli.config_dir)?;
+            let topics = config.select_topics(&args.topic)?;
+            let sink = Arc::new(Sink::local(
+                &config.connections.storage_dir(&config.dir),
+                rt.handle().clone(),
+            )?);
+            let options = RunOptions {
+                concurrency: args.concurrency,
+                ..RunOptions::default()
+            };
+            let ctx = RunContext {
+                config,
+                sink,
+                options,
+            };
+            Ok(report(&jobs::run_once(&ctx, &topics)))
+        }
+        Command::Demo(args) => demo::run(&cli.config_dir, &args, rt.handle().clone()),
+    }
+}
+
+/// One summary line per topic on stdout; non-zero exit naming failed topics.
+pub fn report(outcomes: &[TopicOutcome]) -> ExitCode {
+    let mut failed = Vec::new();
+    for outcome in outcomes {
+        match &outcome.result {
+            Ok(s) => println!(
+                "topic={} status=ok records={} files={} bytes={} seconds={:.2}{}",
+                s.topic,
+                s.records,
+                s.files,
+                s.bytes,
+                s.seconds,
+                if s.lost.is_empty() {
+                    String::new()
+                } else {
+                    format!(" lost_ranges={:?}", s.lost)
+                }
+            ),
+            Err(e) => {
+                println!("topic={} status=failed error=\"{e}\"", outcome.topic);
+                failed.push(outcome.topic.as_str());
+            }
+        }
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "error: {} of {} topics failed: {}",
+            failed.len(),
+            outcomes.len(),
+            failed.join(", ")
+        );
+        ExitCode::from(EXIT_FAILED)
+    }
+}

@@ -1,0 +1,321 @@
+//! Planning: the bounded `[start, end)` offset range per partition, computed before any read.
+//!
+//! start: `starting_offsets` (only listed partitions) > `reset_offsets` (log start) > recorded
+//! progress > the group's committed offset > log start. end: the high watermark at plan time,
+//! lowered by the `num_messages` cap.
+
+use crate::config::TopicConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "topic {topic}: cannot read its metadata from Kafka: {source}. Check bootstrap_servers and that the broker is up"
+    )]
+    Metadata {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("topic {topic} does not exist on the cluster; create it or remove it from topics.json")]
+    UnknownTopic { topic: String },
+    #[error(
+        "topic {topic}: starting_offsets names partition {partition}, but the topic has partitions 0..{count}; fix topics.json"
+    )]
+    UnknownPartition {
+        topic: String,
+        partition: i32,
+        count: usize,
+    },
+    #[error("topic {topic} partition {partition}: cannot read watermarks: {source}")]
+    Watermarks {
+        topic: String,
+        partition: i32,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(
+        "topic {topic} partition {partition}: cannot read the committed offsets of group {group}: {source}"
+    )]
+    Committed {
+        topic: String,
+        partition: i32,
+        group: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(
+        "topic {topic} partition {partition}: offsets {start}..{low} were deleted by retention before they were exported (start from {source_name}). Set \"fail_on_data_loss\": false to continue from offset {low} and record the gap"
+    )]
+    DataLoss {
+        topic: String,
+        partition: i32,
+        start: i64,
+        low: i64,
+        source_name: &'static str,
+    },
+    #[error(
+        "topic {topic} partition {partition}: start offset {start} (from {source_name}) is beyond the end of the partition ({high}). The topic may have been recreated; set \"reset_offsets\": true or use a new group_id"
+    )]
+    BeyondEnd {
+        topic: String,
+        partition: i32,
+        start: i64,
+        high: i64,
+        source_name: &'static str,
+    },
+}
+
+/// Where a partition's start offset came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartSource {
+    StartingOffsets,
+    Reset,
+    Progress,
+    Committed,
+    Earliest,
+}
+
+impl StartSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            StartSource::StartingOffsets => "starting_offsets",
+            StartSource::Reset => "reset_offsets",
+            StartSource::Progress => "recorded progress",
+            StartSource::Committed => "the group's committed offset",
+            StartSource::Earliest => "the log start",
+        }
+    }
+}
+
+/// What Kafka and the progress records say about one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionState {
+    pub partition: i32,
+    pub low: i64,
+    pub high: i64,
+    pub recorded: Option<i64>,
+    pub committed: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionPlan {
+    pub partition: i32,
+    pub start: i64,
+    pub end: i64,
+    pub high: i64,
+    pub source: StartSource,
+    /// Offsets lost to retention that the run skips (only with fail_on_data_loss false).
+    pub lost: Option<(i64, i64)>,
+}
+
+impl PartitionPlan {
+    pub fn count(&self) -> i64 {
+        self.end - self.start
+    }
+    /// Offsets left after this run's range.
+    pub fn lag_after(&self) -> i64 {
+        self.high - self.end
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicPlan {
+    pub topic: String,
+    pub group_id: String,
+    pub partitions: Vec<PartitionPlan>,
+}
+
+impl TopicPlan {
+    pub fn count(&self) -> i64 {
+        self.partitions.iter().map(PartitionPlan::count).sum()
+    }
+    /// The partitions that have something to read.
+    pub fn to_read(&self) -> impl Iterator<Item = &PartitionPlan> {
+        self.partitions.iter().filter(|p| p.count() > 0)
+    }
+}
+
+/// Asks Kafka for partitions, watermarks and committed offsets, then plans the topic.
+pub fn plan_topic(
+    consumer: &BaseConsumer,
+    topic: &TopicConfig,
+    recorded: &BTreeMap<i32, i64>,
+    timeout: Duration,
+) -> Result<TopicPlan, PlanError> {
+    let states = partition_states(consumer, topic, recorded, timeout)?;
+    let partitions = compute(topic, &states)?;
+    Ok(TopicPlan {
+        topic: topic.topic.clone(),
+        group_id: topic.group_id(),
+        partitions,
+    })
+}
+
+fn partition_states(
+    consumer: &BaseConsumer,
+    topic: &TopicConfig,
+    recorded: &BTreeMap<i32, i64>,
+    timeout: Duration,
+) -> Result<Vec<PartitionState>, PlanError> {
+    let name = topic.topic.as_str();
+    let metadata = consumer
+        .fetch_metadata(Some(name), timeout)
+        .map_err(|source| PlanError::Metadata {
+            topic: name.to_string(),
+            source,
+        })?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == name && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(PlanError::UnknownTopic {
+            topic: name.to_string(),
+        });
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition(name, *p);
+    }
+    let group = topic.group_id();
+    let committed =
+        consumer
+            .committed_offsets(tpl, timeout)
+            .map_err(|source| PlanError::Committed {
+                topic: name.to_string(),
+                partition: partitions[0],
+                group: group.clone(),
+                source,
+            })?;
+    let mut states = Vec::with_capacity(partitions.len());
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(name, partition, timeout)
+            .map_err(|source| PlanError::Watermarks {
+                topic: name.to_string(),
+                partition,
+                source,
+            })?;
+        let committed = committed
+            .find_partition(name, partition)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) if o >= 0 => Some(o),
+                _ => None,
+            });
+        states.push(PartitionState {
+            partition,
+            low,
+            high,
+            recorded: recorded.get(&partition).copied(),
+            committed,
+        });
+    }
+    states.sort_by_key(|s| s.partition);
+    Ok(states)
+}
+
+/// The pure planning rule, separate from Kafka so it can be tested on its own.
+pub fn compute(
+    topic: &TopicConfig,
+    states: &[PartitionState],
+) -> Result<Vec<PartitionPlan>, PlanError> {
+    let name = &topic.topic;
+    if let Some(starts) = &topic.starting_offsets
+        && let Some(partition) = starts
+            .0
+            .keys()
+            .find(|p| !states.iter().any(|s| s.partition == **p))
+    {
+        return Err(PlanError::UnknownPartition {
+            topic: name.clone(),
+            partition: *partition,
+            count: states.len(),
+        });
+    }
+    let mut plans = Vec::new();
+    for s in states {
+        let (start, source) = match &topic.starting_offsets {
+            Some(starts) => match starts.get(s.partition) {
+                Some(o) => (o, StartSource::StartingOffsets),
+                None => continue,
+            },
+            None if topic.reset_offsets => (s.low, StartSource::Reset),
+            None => match (s.recorded, s.committed) {
+                (Some(o), _) => (o, StartSource::Progress),
+                (None, Some(o)) => (o, StartSource::Committed),
+                (None, None) => (s.low, StartSource::Earliest),
+            },
+        };
+        let mut plan = PartitionPlan {
+            partition: s.partition,
+            start,
+            end: s.high,
+            high: s.high,
+            source,
+            lost: None,
+        };
+        if start > s.high {
+            return Err(PlanError::BeyondEnd {
+                topic: name.clone(),
+                partition: s.partition,
+                start,
+                high: s.high,
+                source_name: source.name(),
+            });
+        }
+        if start < s.low {
+            if topic.fail_on_data_loss {
+                return Err(PlanError::DataLoss {
+                    topic: name.clone(),
+                    partition: s.partition,
+                    start,
+                    low: s.low,
+                    source_name: source.name(),
+                });
+            }
+            plan.lost = Some((start, s.low));
+            plan.start = s.low;
+        }
+        plans.push(plan);
+    }
+    if let Some(cap) = topic.num_messages {
+        apply_cap(&mut plans, cap);
+    }
+    Ok(plans)
+}
+
+/// Splits the cap evenly over partitions in ascending order; a partition with fewer offsets
+/// available hands its unused share to the others; any remainder goes to the lowest partitions.
+fn apply_cap(plans: &mut [PartitionPlan], cap: u64) {
+    let available: Vec<u64> = plans.iter().map(|p| p.count().max(0) as u64).collect();
+    let mut given = vec![0u64; plans.len()];
+    let mut left = cap;
+    loop {
+        let open: Vec<usize> = (0..plans.len())
+            .filter(|&i| given[i] < available[i])
+            .collect();
+        if open.is_empty() || left == 0 {
+            break;
+        }
+        let share = (left / open.len() as u64).max(1);
+        for i in open {
+            let take = share.min(available[i] - given[i]).min(left);
+            given[i] += take;
+            left -= take;
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    for (plan, n) in plans.iter_mut().zip(given) {
+        plan.end = plan.start + n as i64;
+    }
+}
+
+#[cfg(test)]
+mod tests;

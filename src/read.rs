@@ -1,0 +1,270 @@
+//! Reading: exactly the planned ranges, through one assigned (not subscribed) BaseConsumer.
+//!
+//! A partition is finished by position, not by counting messages: when a message at or past its
+//! end arrives, or at partition EOF, so compacted gaps and transaction markers cannot stall it.
+
+use crate::plan::TopicPlan;
+use arrow::array::{BinaryArray, BinaryBuilder};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("topic {topic}: cannot assign partitions: {source}")]
+    Assign { topic: String, source: KafkaError },
+    #[error("topic {topic} partition {partition} at offset {offset}: {source}")]
+    Consume {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        source: KafkaError,
+    },
+    #[error("topic {topic}: {source}")]
+    Kafka { topic: String, source: KafkaError },
+    #[error(
+        "topic {topic} partition {partition}: no data for {seconds}s at offset {offset} (planned end {end}); check that the brokers are reachable, then rerun: progress is kept"
+    )]
+    Stalled {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        end: i64,
+        seconds: u64,
+    },
+}
+
+/// Records of one partition in columns, ready to decode without per-record allocations.
+#[derive(Debug)]
+pub struct RawBatch {
+    pub partition: i32,
+    pub offsets: Vec<i64>,
+    pub timestamps: Vec<Option<i64>>,
+    pub keys: BinaryArray,
+    pub values: BinaryArray,
+    /// The next offset to read after this batch: the partition is covered up to here.
+    pub next_offset: i64,
+    /// The partition's range is finished with this batch.
+    pub last: bool,
+}
+
+impl RawBatch {
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+}
+
+struct Pending {
+    next: i64,
+    end: i64,
+    done: bool,
+    offsets: Vec<i64>,
+    timestamps: Vec<Option<i64>>,
+    keys: BinaryBuilder,
+    values: BinaryBuilder,
+}
+
+impl Pending {
+    fn new(start: i64, end: i64) -> Self {
+        Pending {
+            next: start,
+            end,
+            done: false,
+            offsets: Vec::new(),
+            timestamps: Vec::new(),
+            keys: BinaryBuilder::new(),
+            values: BinaryBuilder::new(),
+        }
+    }
+    fn take(&mut self, partition: i32) -> RawBatch {
+        RawBatch {
+            partition,
+            offsets: std::mem::take(&mut self.offsets),
+            timestamps: std::mem::take(&mut self.timestamps),
+            keys: self.keys.finish(),
+            values: self.values.finish(),
+            next_offset: self.next,
+            last: self.done,
+        }
+    }
+}
+
+pub struct BoundedReader {
+    consumer: BaseConsumer,
+    topic: String,
+    batch_rows: usize,
+    stall_timeout: Duration,
+    partitions: BTreeMap<i32, Pending>,
+    last_data: Instant,
+}
+
+impl BoundedReader {
+    /// Assigns the partitions of `plan` that have something to read, at their start offsets.
+    pub fn start(
+        consumer: BaseConsumer,
+        plan: &TopicPlan,
+        batch_rows: usize,
+        stall_timeout: Duration,
+    ) -> Result<Self, ReadError> {
+        let mut tpl = TopicPartitionList::new();
+        let mut partitions = BTreeMap::new();
+        for p in plan.to_read() {
+            tpl.add_partition_offset(&plan.topic, p.partition, Offset::Offset(p.start))
+                .map_err(|source| ReadError::Assign {
+                    topic: plan.topic.clone(),
+                    source,
+                })?;
+            partitions.insert(p.partition, Pending::new(p.start, p.end));
+        }
+        consumer.assign(&tpl).map_err(|source| ReadError::Assign {
+            topic: plan.topic.clone(),
+            source,
+        })?;
+        Ok(BoundedReader {
+            consumer,
+            topic: plan.topic.clone(),
+            batch_rows: batch_rows.max(1),
+            stall_timeout,
+            partitions,
+            last_data: Instant::now(),
+        })
+    }
+
+    pub fn consumer(&self) -> &BaseConsumer {
+        &self.consumer
+    }
+
+    /// The next full batch of a partition, or the last (possibly empty) batch of a finished
+    /// partition. `None` once every partition has reached its end.
+    pub fn next_batch(&mut self) -> Result<Option<RawBatch>, ReadError> {
+        loop {
+            if let Some(batch) = self.ready_batch() {
+                return Ok(Some(batch));
+            }
+            if self.partitions.is_empty() {
+                return Ok(None);
+            }
+            self.poll_once()?;
+        }
+    }
+
+    fn ready_batch(&mut self) -> Option<RawBatch> {
+        let (&partition, _) = self
+            .partitions
+            .iter()
+            .find(|(_, p)| p.done || p.offsets.len() >= self.batch_rows)?;
+        let pending = self.partitions.get_mut(&partition)?;
+        let batch = pending.take(partition);
+        if pending.done {
+            self.partitions.remove(&partition);
+        }
+        Some(batch)
+    }
+
+    fn poll_once(&mut self) -> Result<(), ReadError> {
+        match self.consumer.poll(Duration::from_millis(200)) {
+            None => self.check_stall(),
+            Some(Ok(msg)) => {
+                self.last_data = Instant::now();
+                let partition = msg.partition();
+                let Some(p) = self.partitions.get_mut(&partition) else {
+                    return Ok(());
+                };
+                let offset = msg.offset();
+                if p.done || offset < p.next {
+                    return Ok(());
+                }
+                if offset >= p.end {
+                    p.next = p.end;
+                    self.finish(partition);
+                    return Ok(());
+                }
+                p.offsets.push(offset);
+                p.timestamps.push(msg.timestamp().to_millis());
+                p.keys.append_option(msg.key());
+                p.values.append_option(msg.payload());
+                p.next = offset + 1;
+                if p.next >= p.end {
+                    self.finish(partition);
+                }
+                Ok(())
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                self.last_data = Instant::now();
+                // Everything up to the current high watermark (or the last stable offset under
+                // read_committed) has been seen: cover up to the consumer's position.
+                let position = self.position(partition)?;
+                if let Some(p) = self.partitions.get_mut(&partition) {
+                    p.next = p.next.max(position.unwrap_or(p.next)).min(p.end);
+                    self.finish(partition);
+                }
+                Ok(())
+            }
+            Some(Err(source)) => {
+                let (partition, offset) = self
+                    .partitions
+                    .iter()
+                    .find(|(_, p)| !p.done)
+                    .map(|(k, p)| (*k, p.next))
+                    .unwrap_or((-1, -1));
+                Err(ReadError::Consume {
+                    topic: self.topic.clone(),
+                    partition,
+                    offset,
+                    source,
+                })
+            }
+        }
+    }
+
+    fn finish(&mut self, partition: i32) {
+        if let Some(p) = self.partitions.get_mut(&partition) {
+            p.done = true;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.topic, partition);
+        // Stop prefetching past the end; failure only costs some wasted fetches.
+        let _ = self.consumer.pause(&tpl);
+    }
+
+    fn position(&self, partition: i32) -> Result<Option<i64>, ReadError> {
+        let positions = self
+            .consumer
+            .position()
+            .map_err(|source| ReadError::Kafka {
+                topic: self.topic.clone(),
+                source,
+            })?;
+        Ok(positions
+            .find_partition(&self.topic, partition)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            }))
+    }
+
+    fn check_stall(&self) -> Result<(), ReadError> {
+        if self.last_data.elapsed() < self.stall_timeout {
+            return Ok(());
+        }
+        let (partition, p) = self
+            .partitions
+            .iter()
+            .find(|(_, p)| !p.done)
+            .map(|(k, p)| (*k, (p.next, p.end)))
+            .unwrap_or((-1, (-1, -1)));
+        Err(ReadError::Stalled {
+            topic: self.topic.clone(),
+            partition,
+            offset: p.0,
+            end: p.1,
+            seconds: self.stall_timeout.as_secs(),
+        })
+    }
+}
