@@ -1,0 +1,168 @@
+//! Helpers shared by the integration tests: a run context on a temp folder, numbered records,
+//! and reading every exported Parquet row back.
+#![allow(dead_code)]
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Int32Type, Int64Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use runner::config::{Config, Connections, TopicConfig};
+use runner::embedded::Record;
+use runner::jobs::{RunContext, RunOptions, TopicOutcome};
+use runner::sink::Sink;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+pub fn topic(json: serde_json::Value) -> TopicConfig {
+    serde_json::from_value(json).expect("topic config")
+}
+
+pub fn context(bootstrap: &str, out: &Path, rt: &tokio::runtime::Runtime) -> RunContext {
+    let connections: Connections =
+        serde_json::from_value(serde_json::json!({ "bootstrap_servers": bootstrap }))
+            .expect("connections");
+    RunContext {
+        config: Config {
+            dir: out.to_path_buf(),
+            connections,
+            topics: Vec::new(),
+        },
+        sink: Arc::new(Sink::local(out, rt.handle().clone()).expect("sink")),
+        options: RunOptions {
+            concurrency: 2,
+            batch_rows: 1000,
+            kafka_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(30),
+        },
+    }
+}
+
+/// `count` records to `partition` whose JSON value names partition and sequence number.
+pub fn numbered(partition: i32, first: usize, count: usize) -> impl Iterator<Item = Record> {
+    (first..first + count).map(move |seq| Record {
+        partition: Some(partition),
+        key: Some(format!("k{seq}").into_bytes()),
+        value: Some(
+            serde_json::json!({"partition": partition, "seq": seq, "amount": seq as f64 / 4.0})
+                .to_string()
+                .into_bytes(),
+        ),
+    })
+}
+
+pub fn run(ctx: &RunContext, topics: &[TopicConfig]) -> Vec<TopicOutcome> {
+    let outcomes = runner::jobs::run_once(ctx, topics);
+    for o in &outcomes {
+        if let Err(e) = &o.result {
+            panic!("topic {} failed: {e}", o.topic);
+        }
+    }
+    outcomes
+}
+
+pub fn records(outcomes: &[TopicOutcome]) -> u64 {
+    outcomes
+        .iter()
+        .map(|o| o.result.as_ref().map(|s| s.records).unwrap_or(0))
+        .sum()
+}
+
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Every (partition, written offset) of a topic's output, in file order.
+pub fn exported(out: &Path, topic: &str) -> Vec<(i32, i64)> {
+    let mut rows = Vec::new();
+    for file in parquet_files(&out.join(topic)) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let partitions = batch.column_by_name("kafka_partition").unwrap();
+            let offsets = batch.column_by_name("kafka_offset").unwrap();
+            let partitions = partitions.as_primitive::<Int32Type>();
+            let offsets = offsets.as_primitive::<Int64Type>();
+            for i in 0..batch.num_rows() {
+                rows.push((partitions.value(i), offsets.value(i)));
+            }
+        }
+    }
+    rows
+}
+
+/// Asserts the output holds exactly offsets `[from, to)` of each listed partition, once each.
+pub fn assert_exactly(out: &Path, topic: &str, expected: &[(i32, std::ops::Range<i64>)]) {
+    let mut rows = exported(out, topic);
+    let total = rows.len();
+    rows.sort();
+    rows.dedup();
+    assert_eq!(
+        total,
+        rows.len(),
+        "topic {topic}: duplicated records in the output"
+    );
+    let mut want: Vec<(i32, i64)> = expected
+        .iter()
+        .flat_map(|(p, r)| r.clone().map(move |o| (*p, o)))
+        .collect();
+    want.sort();
+    let by_partition = |v: &[(i32, i64)]| {
+        let mut m: BTreeMap<i32, usize> = BTreeMap::new();
+        for (p, _) in v {
+            *m.entry(*p).or_default() += 1;
+        }
+        m
+    };
+    assert_eq!(
+        by_partition(&rows),
+        by_partition(&want),
+        "topic {topic}: records per partition"
+    );
+    assert_eq!(rows, want, "topic {topic}: exported offsets");
+}
+
+/// The column of one name, as strings, over all files of a topic.
+pub fn column_strings(out: &Path, topic: &str, column: &str) -> Vec<Option<String>> {
+    let mut values = Vec::new();
+    for file in parquet_files(&out.join(topic)) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let col = batch.column_by_name(column).unwrap();
+            let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
+            let col = col.as_string::<i32>();
+            for i in 0..col.len() {
+                values.push(col.is_valid(i).then(|| col.value(i).to_string()));
+            }
+        }
+    }
+    values
+}

@@ -1,0 +1,277 @@
+//! The export job end to end on librdkafka's mock cluster (in process, real protocol).
+
+mod common;
+
+use common::*;
+use runner::embedded::EmbeddedKafka;
+use serde_json::json;
+
+fn kafka_with(topic: &str, partitions: i32, per_partition: usize) -> EmbeddedKafka {
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic(topic, partitions).unwrap();
+    for p in 0..partitions {
+        kafka.produce(topic, numbered(p, 0, per_partition)).unwrap();
+    }
+    kafka
+}
+
+#[test]
+fn fresh_group_exports_everything_and_a_rerun_resumes_from_progress() {
+    let kafka = kafka_with("orders", 3, 100);
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let topics = [topic(
+        json!({"topic": "orders", "group_id": "g1", "format": "json"}),
+    )];
+
+    assert_eq!(records(&run(&ctx, &topics)), 300);
+    assert_exactly(
+        out.path(),
+        "orders",
+        &[(0, 0..100), (1, 0..100), (2, 0..100)],
+    );
+
+    // Nothing new: nothing read, nothing rewritten.
+    assert_eq!(records(&run(&ctx, &topics)), 0);
+
+    for p in 0..3 {
+        kafka.produce("orders", numbered(p, 100, 50)).unwrap();
+    }
+    assert_eq!(records(&run(&ctx, &topics)), 150);
+    assert_exactly(
+        out.path(),
+        "orders",
+        &[(0, 0..150), (1, 0..150), (2, 0..150)],
+    );
+
+    // Progress sits beside the data and was committed to the group for lag tools.
+    let progress =
+        std::fs::read_to_string(out.path().join("_runner/progress/g1/orders.json")).unwrap();
+    let progress: serde_json::Value = serde_json::from_str(&progress).unwrap();
+    for p in ["0", "1", "2"] {
+        assert_eq!(progress["partitions"][p]["next_offset"], 150);
+    }
+    assert_eq!(
+        committed(&kafka.bootstrap_servers(), "g1", "orders", 3),
+        vec![150, 150, 150]
+    );
+}
+
+#[test]
+fn json_fields_become_typed_columns_next_to_kafka_metadata() {
+    let kafka = kafka_with("typed", 1, 10);
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    run(&ctx, &[topic(json!({"topic": "typed", "format": "json"}))]);
+    let file = &parquet_files(&out.path().join("typed"))[0];
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(file).unwrap(),
+    )
+    .unwrap();
+    let schema = reader.schema().clone();
+    let types: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "kafka_topic:Utf8",
+            "kafka_partition:Int32",
+            "kafka_offset:Int64",
+            "kafka_timestamp:Timestamp(ms, \"UTC\")",
+            "kafka_key:Binary",
+            "amount:Float64",
+            "partition:Int64",
+            "seq:Int64",
+        ]
+    );
+    assert_eq!(
+        column_strings(out.path(), "typed", "seq"),
+        (0..10).map(|i| Some(i.to_string())).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn reset_offsets_rereads_from_earliest_and_rewrites_the_same_files() {
+    let kafka = kafka_with("reset", 2, 120);
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let plain = topic(json!({"topic": "reset", "group_id": "g", "max_records_per_file": 50}));
+    run(&ctx, &[plain]);
+    let files_before = parquet_files(out.path());
+    let reset = topic(
+        json!({"topic": "reset", "group_id": "g", "reset_offsets": true, "max_records_per_file": 50}),
+    );
+    assert_eq!(records(&run(&ctx, &[reset])), 240);
+    assert_eq!(parquet_files(out.path()), files_before);
+    assert_exactly(out.path(), "reset", &[(0, 0..120), (1, 0..120)]);
+}
+
+#[test]
+fn starting_offsets_read_only_the_listed_partitions() {
+    let kafka = kafka_with("starts", 3, 40);
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let t = topic(json!({"topic": "starts", "starting_offsets": {"0": 10, "2": 35}}));
+    assert_eq!(records(&run(&ctx, &[t])), 35);
+    assert_exactly(out.path(), "starts", &[(0, 10..40), (2, 35..40)]);
+}
+
+#[test]
+fn offset_increment_shifts_written_offsets_not_the_read_position() {
+    let kafka = kafka_with("shifted", 2, 20);
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let t = topic(json!({"topic": "shifted", "group_id": "g", "offset_increment": {"0": 200}}));
+    assert_eq!(records(&run(&ctx, &[t])), 40);
+    assert_exactly(out.path(), "shifted", &[(0, 200..220), (1, 0..20)]);
+    // Progress holds the real Kafka offsets.
+    let progress =
+        std::fs::read_to_string(out.path().join("_runner/progress/g/shifted.json")).unwrap();
+    assert!(progress.contains("\"next_offset\": 20"), "{progress}");
+}
+
+#[test]
+fn num_messages_caps_each_run_and_the_next_run_continues() {
+    let kafka = kafka_with("capped", 3, 100);
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let t = topic(json!({"topic": "capped", "num_messages": 10}));
+    assert_eq!(records(&run(&ctx, std::slice::from_ref(&t))), 10);
+    // 10 over 3 partitions: 4, 3, 3 (the remainder goes to the lowest partition).
+    assert_exactly(out.path(), "capped", &[(0, 0..4), (1, 0..3), (2, 0..3)]);
+    assert_eq!(records(&run(&ctx, &[t])), 10);
+    assert_exactly(out.path(), "capped", &[(0, 0..8), (1, 0..6), (2, 0..6)]);
+}
+
+#[test]
+fn an_empty_topic_finishes_with_nothing_written() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("empty", 2).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let outcomes = run(&ctx, &[topic(json!({"topic": "empty"}))]);
+    let summary = outcomes[0].result.as_ref().unwrap();
+    assert_eq!((summary.records, summary.files), (0, 0));
+    assert!(parquet_files(out.path()).is_empty());
+}
+
+#[test]
+fn several_topics_run_in_parallel_and_a_failing_one_does_not_stop_the_others() {
+    let kafka = kafka_with("a", 2, 30);
+    kafka.create_topic("b", 4).unwrap();
+    for p in 0..4 {
+        kafka.produce("b", numbered(p, 0, 25)).unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let topics = [
+        topic(json!({"topic": "a", "format": "json"})),
+        topic(json!({"topic": "missing"})),
+        topic(json!({"topic": "b"})),
+    ];
+    let outcomes = runner::jobs::run_once(&ctx, &topics);
+    assert_eq!(outcomes.len(), 3);
+    let error = outcomes[1]
+        .result
+        .as_ref()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("topic missing does not exist"), "{error}");
+    assert_eq!(outcomes[0].result.as_ref().unwrap().records, 60);
+    assert_eq!(outcomes[2].result.as_ref().unwrap().records, 100);
+    assert_exactly(out.path(), "a", &[(0, 0..30), (1, 0..30)]);
+    assert_exactly(
+        out.path(),
+        "b",
+        &[(0, 0..25), (1, 0..25), (2, 0..25), (3, 0..25)],
+    );
+}
+
+#[test]
+fn a_producer_writing_during_the_run_cannot_keep_it_from_ending() {
+    let kafka = kafka_with("busy", 2, 500);
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let t = topic(json!({"topic": "busy", "max_records_per_file": 100}));
+    let bootstrap = kafka.bootstrap_servers();
+    let producer = std::thread::spawn(move || {
+        for round in 0..20 {
+            for p in 0..2 {
+                runner::embedded::produce(&bootstrap, "busy", numbered(p, 500 + round * 50, 50))
+                    .unwrap();
+            }
+        }
+    });
+    run(&ctx, std::slice::from_ref(&t));
+    producer.join().unwrap();
+    run(&ctx, &[t]);
+    assert_exactly(out.path(), "busy", &[(0, 0..1500), (1, 0..1500)]);
+}
+
+#[test]
+fn a_record_that_is_not_json_fails_the_topic_naming_its_offset_and_keeps_progress_before_it() {
+    let kafka = kafka_with("bad", 1, 30);
+    kafka
+        .produce(
+            "bad",
+            [runner::embedded::Record {
+                partition: Some(0),
+                key: None,
+                value: Some(b"not json".to_vec()),
+            }],
+        )
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let t = topic(
+        json!({"topic": "bad", "group_id": "g", "format": "json", "max_records_per_file": 10}),
+    );
+    let outcomes = runner::jobs::run_once(&ctx, &[t]);
+    let error = outcomes[0]
+        .result
+        .as_ref()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        error.contains("topic bad partition 0 offset 30: not valid JSON"),
+        "{error}"
+    );
+    let rows = exported(out.path(), "bad");
+    assert!(rows.iter().all(|(_, o)| *o < 30));
+}
+
+fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let offsets = consumer
+        .committed_offsets(tpl, std::time::Duration::from_secs(10))
+        .unwrap();
+    offsets
+        .elements()
+        .iter()
+        .map(|e| e.offset().to_raw().unwrap_or(-1))
+        .collect()
+}
