@@ -2,6 +2,8 @@
 //! and reading every exported Parquet row back.
 #![allow(dead_code)]
 
+pub mod tansu;
+
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int32Type, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

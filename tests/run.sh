@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test. Installs what the tests need when it is missing: the C toolchain pieces
+# librdkafka builds with, and tansu (a Kafka-compatible broker the tests start as a process).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TANSU_VERSION=0.6.0
+
+need_apt=()
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v make >/dev/null || need_apt+=(make)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
+dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
+command -v perl >/dev/null || need_apt+=(perl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}"
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+fi
+
+tansu_bin="$(command -v tansu || echo "$HOME/.cargo/bin/tansu")"
+if ! [ -x "$tansu_bin" ] || [ "$("$tansu_bin" --version 2>/dev/null)" != "tansu $TANSU_VERSION" ]; then
+  echo "installing tansu $TANSU_VERSION (a one-time build of about 10-20 minutes)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features libsql
+  tansu_bin="$HOME/.cargo/bin/tansu"
+fi
+export TANSU_BIN="$tansu_bin"
+
+cargo test --all-targets -- --test-threads 2

@@ -1,0 +1,63 @@
+//! The core export scenarios against tansu, a separate Kafka-compatible broker process.
+
+mod common;
+
+use common::tansu::Tansu;
+use common::*;
+use serde_json::json;
+
+#[test]
+fn export_resume_and_cap_against_a_real_broker_process() {
+    let rt = runtime();
+    let tansu = Tansu::start();
+    tansu.create_topic(&rt, "events", 3);
+    let bootstrap = tansu.bootstrap_servers();
+    for p in 0..3 {
+        runner::embedded::produce(&bootstrap, "events", numbered(p, 0, 200)).unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let ctx = context(&bootstrap, out.path(), &rt);
+    let t = topic(
+        json!({"topic": "events", "group_id": "g", "format": "json", "max_records_per_file": 70}),
+    );
+
+    assert_eq!(records(&run(&ctx, std::slice::from_ref(&t))), 600);
+    assert_exactly(
+        out.path(),
+        "events",
+        &[(0, 0..200), (1, 0..200), (2, 0..200)],
+    );
+    assert_eq!(records(&run(&ctx, std::slice::from_ref(&t))), 0);
+
+    for p in 0..3 {
+        runner::embedded::produce(&bootstrap, "events", numbered(p, 200, 30)).unwrap();
+    }
+    let capped =
+        topic(json!({"topic": "events", "group_id": "g", "format": "json", "num_messages": 45}));
+    assert_eq!(records(&run(&ctx, &[capped])), 45);
+    assert_eq!(records(&run(&ctx, &[t])), 45);
+    assert_exactly(
+        out.path(),
+        "events",
+        &[(0, 0..230), (1, 0..230), (2, 0..230)],
+    );
+}
+
+#[test]
+fn starting_offsets_and_offset_increment_against_a_real_broker_process() {
+    let rt = runtime();
+    let tansu = Tansu::start();
+    tansu.create_topic(&rt, "adhoc", 2);
+    let bootstrap = tansu.bootstrap_servers();
+    for p in 0..2 {
+        runner::embedded::produce(&bootstrap, "adhoc", numbered(p, 0, 50)).unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let ctx = context(&bootstrap, out.path(), &rt);
+    let t = topic(json!({
+        "topic": "adhoc", "group_id": "adhoc-1",
+        "starting_offsets": {"1": 20}, "offset_increment": {"1": 1000}
+    }));
+    assert_eq!(records(&run(&ctx, &[t])), 30);
+    assert_exactly(out.path(), "adhoc", &[(1, 1020..1050)]);
+}
