@@ -1,0 +1,152 @@
+//! Export throughput and memory against tansu: `cargo bench --bench export`.
+//!
+//! Produces BENCH_RECORDS (default 1,000,000) JSON records of about 200 bytes to a 4-partition
+//! topic, then measures, each in its own process so peak RSS is its own: a bare consume of the
+//! same records (no decode, no write: the ceiling), and `runner once` for the raw and json
+//! formats.
+
+#[path = "../tests/common/tansu.rs"]
+mod tansu;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const TOPIC: &str = "bench";
+const PARTITIONS: i32 = 4;
+
+fn main() {
+    if std::env::var("BENCH_CHILD").as_deref() == Ok("consume") {
+        bare_consume(&std::env::var("BENCH_BOOTSTRAP").unwrap());
+        return;
+    }
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench` probes harness=false benches with --list.
+    }
+    let records: usize = std::env::var("BENCH_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let broker = tansu::Tansu::start();
+    broker.create_topic(&rt, TOPIC, PARTITIONS);
+    let bootstrap = broker.bootstrap_servers();
+    let started = Instant::now();
+    let bytes = produce(&bootstrap, records);
+    println!(
+        "produced {records} records ({:.1} MB of values) to tansu in {:.1}s",
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    let mb = bytes as f64 / 1e6;
+    let (secs, rss) = measure(
+        Command::new(std::env::current_exe().unwrap())
+            .env("BENCH_CHILD", "consume")
+            .env("BENCH_BOOTSTRAP", &bootstrap),
+    );
+    report("bare consume (ceiling)", records, mb, secs, rss);
+    for format in ["raw", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("connections.json"),
+            serde_json::json!({"bootstrap_servers": bootstrap, "storage_url": "out"}).to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("topics.json"),
+            serde_json::json!([{"topic": TOPIC, "group_id": format!("bench-{format}"), "format": format}]).to_string(),
+        )
+        .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
+        cmd.args(["--config-dir", &dir.path().to_string_lossy(), "once"])
+            .env("RUST_LOG", "warn");
+        let (secs, rss) = measure(&mut cmd);
+        report(
+            &format!("runner once, format {format}"),
+            records,
+            mb,
+            secs,
+            rss,
+        );
+    }
+}
+
+fn report(name: &str, records: usize, mb: f64, secs: f64, rss_kb: i64) {
+    println!(
+        "{name:<26} {:>9.0} records/s {:>7.1} MB/s {:>7.2}s  peak RSS {:>6.1} MB",
+        records as f64 / secs,
+        mb / secs,
+        secs,
+        rss_kb as f64 / 1024.0
+    );
+}
+
+/// Runs a child to completion; returns its wall time and its own peak RSS in KiB.
+fn measure(cmd: &mut Command) -> (f64, i64) {
+    let started = Instant::now();
+    let child = cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child with valid pointers.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed: {status}"
+    );
+    (started.elapsed().as_secs_f64(), usage.ru_maxrss)
+}
+
+fn produce(bootstrap: &str, records: usize) -> usize {
+    let pad = "x".repeat(90);
+    let mut bytes = 0;
+    let values = (0..records).map(|i| {
+        let value = format!(
+            r#"{{"id":{i},"account":"ACC{:05}","amount":{}.{:02},"currency":"EUR","ts":"2026-11-22T10:00:00Z","note":"{pad}"}}"#,
+            i % 10_000,
+            i % 5_000,
+            i % 100
+        );
+        bytes += value.len();
+        runner::embedded::Record {
+            partition: Some((i % PARTITIONS as usize) as i32),
+            key: Some(format!("ACC{:05}", i % 10_000).into_bytes()),
+            value: Some(value.into_bytes()),
+        }
+    });
+    runner::embedded::produce(bootstrap, TOPIC, values).unwrap();
+    bytes
+}
+
+/// Reads every record once with the same consumer settings and no other work.
+fn bare_consume(bootstrap: &str) {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "bench-bare")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for p in 0..PARTITIONS {
+        let (_, high) = consumer
+            .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
+            .unwrap();
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+            .unwrap();
+        ends.push(high);
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut left: usize = ends.iter().filter(|e| **e > 0).count();
+    let mut bytes = 0usize;
+    while left > 0 {
+        if let Some(Ok(msg)) = consumer.poll(Duration::from_secs(5)) {
+            bytes += msg.payload().map_or(0, <[u8]>::len);
+            if msg.offset() + 1 == ends[msg.partition() as usize] {
+                left -= 1;
+            }
+        }
+    }
+    println!("{bytes}");
+}
