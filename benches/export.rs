@@ -82,20 +82,28 @@ fn report(name: &str, records: usize, mb: f64, secs: f64, rss_kb: i64) {
     );
 }
 
-/// Runs a child to completion; returns its wall time and its own peak RSS in KiB.
+/// Runs a child to completion; returns its wall time and its own peak RSS in KiB. The peak is
+/// the child's VmHWM (getrusage would count the forked copy of this process too).
 fn measure(cmd: &mut Command) -> (f64, i64) {
     let started = Instant::now();
-    let child = cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own child with valid pointers.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "child failed: {status}"
-    );
-    (started.elapsed().as_secs_f64(), usage.ru_maxrss)
+    let mut child = cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "child failed: {status}");
+            break;
+        }
+        // VmHWM is itself a high-water mark, so the last read before exit is the peak.
+        let hwm = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok())
+        });
+        peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (started.elapsed().as_secs_f64(), peak_kb)
 }
 
 fn produce(bootstrap: &str, records: usize) -> usize {

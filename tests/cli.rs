@@ -1,0 +1,110 @@
+//! The command line: exit codes, messages and the plan table.
+
+mod common;
+
+use common::numbered;
+use runner::embedded::EmbeddedKafka;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn runner(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_runner"))
+        .arg("--config-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn write(dir: &Path, connections: &str, topics: &str) {
+    std::fs::write(dir.join("connections.json"), connections).unwrap();
+    std::fs::write(dir.join("topics.json"), topics).unwrap();
+}
+
+#[test]
+fn bad_config_exits_2_naming_file_and_field_before_touching_kafka() {
+    let dir = tempfile::tempdir().unwrap();
+    // An unreachable broker: a config error must come first.
+    write(
+        dir.path(),
+        r#"{"bootstrap_servers": "127.0.0.1:1"}"#,
+        r#"[{"topic": "t", "starting_offsets": {"0": -1}}]"#,
+    );
+    for command in ["validate", "once", "plan"] {
+        let out = runner(dir.path(), &[command]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("topics.json: field `[0].starting_offsets.0`: -1 is negative"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn validate_accepts_the_repository_config() {
+    let out = runner(Path::new(env!("CARGO_MANIFEST_DIR")), &["validate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("are valid: 2 topics (2 enabled)"));
+}
+
+#[test]
+fn plan_prints_ranges_and_reads_nothing_and_once_reports_per_topic() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("planned", 2).unwrap();
+    kafka.produce("planned", numbered(0, 0, 30)).unwrap();
+    kafka.produce("planned", numbered(1, 0, 12)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let connections = format!(
+        r#"{{"bootstrap_servers": "{}"}}"#,
+        kafka.bootstrap_servers()
+    );
+    write(
+        dir.path(),
+        &connections,
+        r#"[{"topic": "planned", "num_messages": 20}, {"topic": "absent"}]"#,
+    );
+
+    let out = runner(dir.path(), &["plan", "--json", "--topic", "planned"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plans: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ranges: Vec<(i64, i64, i64)> = plans[0]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["partition"].as_i64().unwrap(),
+                p["start"].as_i64().unwrap(),
+                p["end"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ranges, [(0, 0, 10), (1, 0, 10)]);
+    assert!(
+        !dir.path().join("out/planned").exists(),
+        "plan wrote output"
+    );
+
+    let out = runner(dir.path(), &["once"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("topic=planned status=ok records=20 files=2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("topic=absent status=failed error=\"topic absent does not exist"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 of 2 topics failed: absent"), "{stderr}");
+}
