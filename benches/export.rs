@@ -70,6 +70,65 @@ fn main() {
             rss,
         );
     }
+    for format in ["raw", "json"] {
+        let secs = stages_only(&rt, format, records);
+        println!(
+            "{:<26} {:>9.0} records/s {:>7.1} MB/s {secs:>7.2}s  (decode + write, no Kafka)",
+            format!("stages only, format {format}"),
+            records as f64 / secs,
+            mb / secs
+        );
+    }
+}
+
+/// Runner's own cost: decode and write the same records from memory, one partition.
+fn stages_only(rt: &tokio::runtime::Runtime, format: &str, records: usize) -> f64 {
+    use arrow::array::BinaryBuilder;
+    use runner::read::RawBatch;
+    let dir = tempfile::tempdir().unwrap();
+    let sink =
+        std::sync::Arc::new(runner::sink::Sink::local(dir.path(), rt.handle().clone()).unwrap());
+    let topic: runner::config::TopicConfig =
+        serde_json::from_value(serde_json::json!({"topic": TOPIC, "format": format})).unwrap();
+    let mut decoder = runner::decode::Decoder::new(&topic);
+    let mut writer = runner::write::TopicWriter::new(sink, &topic, [(0, 0)].into());
+    let rows = 8192;
+    let started = Instant::now();
+    let mut offset = 0usize;
+    while offset < records {
+        let n = rows.min(records - offset);
+        let (mut keys, mut values) = (BinaryBuilder::new(), BinaryBuilder::new());
+        for i in offset..offset + n {
+            let (key, value) = record(i);
+            keys.append_value(key);
+            values.append_value(value);
+        }
+        let raw = RawBatch {
+            partition: 0,
+            offsets: (offset as i64..(offset + n) as i64).collect(),
+            timestamps: vec![Some(1_763_800_000_000); n],
+            keys: keys.finish(),
+            values: values.finish(),
+            next_offset: (offset + n) as i64,
+            last: offset + n == records,
+        };
+        let decoded = decoder.decode(&raw).unwrap();
+        writer.write(&raw, Some(decoded), raw.last).unwrap();
+        offset += n;
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// The benchmark's record `i`: an account key and a JSON value of about 200 bytes.
+fn record(i: usize) -> (String, String) {
+    let key = format!("ACC{:05}", i % 10_000);
+    let value = format!(
+        r#"{{"id":{i},"account":"{key}","amount":{}.{:02},"currency":"EUR","ts":"2026-11-22T10:00:00Z","note":"{}"}}"#,
+        i % 5_000,
+        i % 100,
+        "x".repeat(90)
+    );
+    (key, value)
 }
 
 fn report(name: &str, records: usize, mb: f64, secs: f64, rss_kb: i64) {
@@ -107,19 +166,13 @@ fn measure(cmd: &mut Command) -> (f64, i64) {
 }
 
 fn produce(bootstrap: &str, records: usize) -> usize {
-    let pad = "x".repeat(90);
     let mut bytes = 0;
     let values = (0..records).map(|i| {
-        let value = format!(
-            r#"{{"id":{i},"account":"ACC{:05}","amount":{}.{:02},"currency":"EUR","ts":"2026-11-22T10:00:00Z","note":"{pad}"}}"#,
-            i % 10_000,
-            i % 5_000,
-            i % 100
-        );
+        let (key, value) = record(i);
         bytes += value.len();
         runner::embedded::Record {
             partition: Some((i % PARTITIONS as usize) as i32),
-            key: Some(format!("ACC{:05}", i % 10_000).into_bytes()),
+            key: Some(key.into_bytes()),
             value: Some(value.into_bytes()),
         }
     });
