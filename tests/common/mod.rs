@@ -95,23 +95,30 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Every record batch of a topic's output, in file order.
+pub fn batches(out: &Path, topic: &str) -> Vec<arrow::array::RecordBatch> {
+    parquet_files(&out.join(topic))
+        .iter()
+        .flat_map(|file| {
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+                .map(|b| b.unwrap())
+        })
+        .collect()
+}
+
 /// Every (partition, written offset) of a topic's output, in file order.
 pub fn exported(out: &Path, topic: &str) -> Vec<(i32, i64)> {
     let mut rows = Vec::new();
-    for file in parquet_files(&out.join(topic)) {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let partitions = batch.column_by_name("kafka_partition").unwrap();
-            let offsets = batch.column_by_name("kafka_offset").unwrap();
-            let partitions = partitions.as_primitive::<Int32Type>();
-            let offsets = offsets.as_primitive::<Int64Type>();
-            for i in 0..batch.num_rows() {
-                rows.push((partitions.value(i), offsets.value(i)));
-            }
+    for batch in batches(out, topic) {
+        let partitions = batch.column_by_name("kafka_partition").unwrap();
+        let offsets = batch.column_by_name("kafka_offset").unwrap();
+        let partitions = partitions.as_primitive::<Int32Type>();
+        let offsets = offsets.as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            rows.push((partitions.value(i), offsets.value(i)));
         }
     }
     rows
@@ -151,19 +158,12 @@ pub fn assert_exactly(out: &Path, topic: &str, expected: &[(i32, std::ops::Range
 /// The column of one name, as strings, over all files of a topic.
 pub fn column_strings(out: &Path, topic: &str, column: &str) -> Vec<Option<String>> {
     let mut values = Vec::new();
-    for file in parquet_files(&out.join(topic)) {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let col = batch.column_by_name(column).unwrap();
-            let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
-            let col = col.as_string::<i32>();
-            for i in 0..col.len() {
-                values.push(col.is_valid(i).then(|| col.value(i).to_string()));
-            }
+    for batch in batches(out, topic) {
+        let col = batch.column_by_name(column).unwrap();
+        let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
+        let col = col.as_string::<i32>();
+        for i in 0..col.len() {
+            values.push(col.is_valid(i).then(|| col.value(i).to_string()));
         }
     }
     values
