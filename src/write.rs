@@ -176,7 +176,9 @@ impl TopicWriter {
 
     fn append(&mut self, p: i32, batch: &RecordBatch) -> Result<(), WriteError> {
         let Some(file) = self.open.get_mut(&p) else {
-            return Ok(());
+            let path = file_path(&self.topic, p, self.covered.get(&p).copied().unwrap_or(0));
+            let source = parquet::errors::ParquetError::General("no open file".into());
+            return Err(self.parquet_error(p, &path, source));
         };
         let result = file.writer.write(batch);
         file.records += batch.num_rows() as u64;
