@@ -36,12 +36,9 @@ pub enum PlanError {
         partition: i32,
         source: rdkafka::error::KafkaError,
     },
-    #[error(
-        "topic {topic} partition {partition}: cannot read the committed offsets of group {group}: {source}"
-    )]
+    #[error("topic {topic}: cannot read the committed offsets of group {group}: {source}")]
     Committed {
         topic: String,
-        partition: i32,
         group: String,
         source: rdkafka::error::KafkaError,
     },
@@ -188,7 +185,6 @@ fn partition_states(
             .committed_offsets(tpl, timeout)
             .map_err(|source| PlanError::Committed {
                 topic: name.to_string(),
-                partition: partitions[0],
                 group: group.clone(),
                 source,
             })?;
