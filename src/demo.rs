@@ -2,7 +2,7 @@
 
 use crate::cli::DemoArgs;
 use anyhow::Context;
-use runner::config::{Config, Connections, Format, TopicConfig};
+use runner::config::{Config, Connections, TopicConfig};
 use runner::embedded::{EmbeddedKafka, Record};
 use runner::jobs::{self, RunContext, RunOptions};
 use runner::sink::Sink;
@@ -50,7 +50,7 @@ pub fn run(config_dir: &Path, args: &DemoArgs, rt: Handle) -> anyhow::Result<Exi
     for (round, count) in [(1, args.records), (2, args.records / 2)] {
         for topic in &topics {
             let first = if round == 1 { 0 } else { args.records };
-            kafka.produce(&topic.topic, sample(topic.format, first, count))?;
+            kafka.produce(&topic.topic, sample(first, count))?;
         }
         println!("\nrun {round}: produced {count} records per topic, exporting");
         let outcomes = jobs::run_once(&ctx, &topics);
@@ -66,8 +66,8 @@ pub fn run(config_dir: &Path, args: &DemoArgs, rt: Handle) -> anyhow::Result<Exi
     Ok(code)
 }
 
-/// Sample orders: JSON objects for json topics, the same bytes for raw ones.
-fn sample(format: Format, first: usize, count: usize) -> impl Iterator<Item = Record> {
+/// Sample orders as JSON objects; raw topics carry the same bytes.
+fn sample(first: usize, count: usize) -> impl Iterator<Item = Record> {
     (first..first + count).map(move |i| {
         let account = format!("ACC{:03}", i % 20);
         let value = serde_json::json!({
@@ -78,13 +78,10 @@ fn sample(format: Format, first: usize, count: usize) -> impl Iterator<Item = Re
             "paid": i % 3 != 0,
         })
         .to_string();
-        let value = match format {
-            Format::Json | Format::Raw => value.into_bytes(),
-        };
         Record {
             partition: None,
             key: Some(account.into_bytes()),
-            value: Some(value),
+            value: Some(value.into_bytes()),
         }
     })
 }

@@ -58,37 +58,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => {
             let config = Config::load(&cli.config_dir)?;
             let topics = config.select_topics(&args.topic)?;
-            let sink = Arc::new(Sink::local(
-                &config.connections.storage_dir(&config.dir),
-                rt.handle().clone(),
-            )?);
-            let ctx = RunContext {
-                config,
-                sink,
-                options: RunOptions::default(),
-            };
+            let ctx = context(config, &rt, RunOptions::default())?;
             cli::print_plans(&ctx, &topics, args.json)
         }
         Command::Once(args) => {
             let config = Config::load(&cli.config_dir)?;
             let topics = config.select_topics(&args.topic)?;
-            let sink = Arc::new(Sink::local(
-                &config.connections.storage_dir(&config.dir),
-                rt.handle().clone(),
-            )?);
             let options = RunOptions {
                 concurrency: args.concurrency,
                 ..RunOptions::default()
             };
-            let ctx = RunContext {
-                config,
-                sink,
-                options,
-            };
+            let ctx = context(config, &rt, options)?;
             Ok(report(&jobs::run_once(&ctx, &topics)))
         }
         Command::Demo(args) => demo::run(&cli.config_dir, &args, rt.handle().clone()),
     }
+}
+
+/// The run context: the configured sink plus run options.
+fn context(
+    config: Config,
+    rt: &tokio::runtime::Runtime,
+    options: RunOptions,
+) -> anyhow::Result<RunContext> {
+    let sink = Sink::local(
+        &config.connections.storage_dir(&config.dir),
+        rt.handle().clone(),
+    )?;
+    Ok(RunContext {
+        config,
+        sink: Arc::new(sink),
+        options,
+    })
 }
 
 /// One summary line per topic on stdout; non-zero exit naming failed topics.
