@@ -81,10 +81,7 @@ fn context(
     rt: &tokio::runtime::Runtime,
     options: RunOptions,
 ) -> anyhow::Result<RunContext> {
-    let sink = Sink::local(
-        &config.connections.storage_dir(&config.dir),
-        rt.handle().clone(),
-    )?;
+    let sink = Sink::open(&config.sink, rt.handle().clone())?;
     Ok(RunContext {
         config,
         sink: Arc::new(sink),

@@ -25,10 +25,19 @@ pub struct Connections {
     pub azure_storage_account_key: Option<Secret>,
     #[serde(default)]
     pub azure_filesystem_name: Option<String>,
-    /// Where output and progress records go: a folder path (relative to connections.json) or a
-    /// `file://` URL. Defaults to `out` beside connections.json.
+    /// Where output and progress records go: a folder (relative to connections.json), a
+    /// `file://`, Azure, `s3://` or `gs://` URL. Defaults to the exporter's Azure fields when
+    /// they are set, else `out` beside connections.json.
     #[serde(default)]
     pub storage_url: Option<String>,
+    /// object_store options of the store (credentials, endpoint, timeouts); values are secret.
+    #[serde(default)]
+    pub storage_options: BTreeMap<String, Secret>,
+    #[serde(default)]
+    pub storage_retry: Option<crate::sink::config::StorageRetry>,
+    /// Local folder to stage each file in before upload (relative to connections.json).
+    #[serde(default)]
+    pub staging_dir: Option<PathBuf>,
     /// Any librdkafka property, passed through as is (it overrides runner's own settings).
     #[serde(default)]
     pub kafka_properties: BTreeMap<String, String>,
@@ -126,16 +135,6 @@ impl Connections {
                 }
             }
         }
-        if let Some(url) = &self.storage_url
-            && url.contains("://")
-            && !url.starts_with("file://")
-        {
-            return Err(ConfigError::invalid(
-                file,
-                "storage_url",
-                format!("{url} is not supported; use a folder path or a file:// URL"),
-            ));
-        }
         Ok(())
     }
 
@@ -148,17 +147,6 @@ impl Connections {
             {
                 *path = dir.join(&*path);
             }
-        }
-    }
-
-    /// The sink folder: `storage_url` if given, else `out` beside connections.json.
-    pub fn storage_dir(&self, config_dir: &Path) -> PathBuf {
-        match &self.storage_url {
-            Some(url) => {
-                let path = url.strip_prefix("file://").unwrap_or(url);
-                config_dir.join(path)
-            }
-            None => config_dir.join("out"),
         }
     }
 }

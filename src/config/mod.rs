@@ -40,7 +40,11 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(file: &Path, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(
+        file: &Path,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ConfigError::Invalid {
             file: file.to_path_buf(),
             field: field.into(),
@@ -54,6 +58,7 @@ impl ConfigError {
 pub struct Config {
     pub dir: PathBuf,
     pub connections: Connections,
+    pub sink: crate::sink::SinkConfig,
     pub topics: Vec<TopicConfig>,
 }
 
@@ -64,12 +69,14 @@ impl Config {
         let topics_file = dir.join(TOPICS_FILE);
         let mut connections: Connections = load_json(&connections_file)?;
         connections.validate(&connections_file)?;
+        let sink = crate::sink::SinkConfig::from_connections(&connections, &connections_file, dir)?;
         let topics: Vec<TopicConfig> = load_json(&topics_file)?;
         topics::validate_all(&topics, &topics_file)?;
         connections.resolve_paths(dir);
         Ok(Config {
             dir: dir.to_path_buf(),
             connections,
+            sink,
             topics,
         })
     }

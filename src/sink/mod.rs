@@ -1,12 +1,15 @@
-//! The sink: where Parquet files and progress records go, through object_store. Objects become
-//! visible only when complete (a local staging file renamed, or a committed multipart upload).
+//! The sink: where Parquet files and progress records go, through object_store (a local
+//! folder, Azure, S3 or GCS). Objects become visible only when complete (a committed multipart
+//! upload, or on a local folder a staging file renamed and fsynced).
 
+pub mod config;
+mod store;
 mod writer;
 
+pub use config::{SinkConfig, StoreKind};
 pub use writer::ObjectWriter;
 
 use bytes::Bytes;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::path::PathBuf;
@@ -17,17 +20,37 @@ use tokio::runtime::Handle;
 pub enum SinkError {
     #[error("cannot open the sink at {url}: {reason}")]
     Open { url: String, reason: String },
-    #[error("sink {url}: cannot write {path}: {source}")]
+    #[error("sink {url}: cannot write {path}: {source}. {hint}")]
     Write {
         url: String,
         path: String,
         source: object_store::Error,
+        hint: String,
     },
-    #[error("sink {url}: cannot read {path}: {source}")]
+    #[error("sink {url}: cannot read {path}: {source}. {hint}")]
     Read {
         url: String,
         path: String,
         source: object_store::Error,
+        hint: String,
+    },
+    #[error(
+        "sink {url}: cannot stage {path} in {staging}: {source}; check the staging_dir's space and permissions"
+    )]
+    Staging {
+        url: String,
+        path: String,
+        staging: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "sink {url}: uploaded {path} has {found} bytes where {expected} were written; the run stops so the next one redoes it"
+    )]
+    Verify {
+        url: String,
+        path: String,
+        expected: u64,
+        found: u64,
     },
     #[error("sink {url}: cannot make {path} durable: {source}")]
     Sync {
@@ -42,28 +65,43 @@ pub struct Sink {
     url: String,
     /// Set for a local folder, whose files must be fsynced before progress may point past them.
     local_root: Option<PathBuf>,
+    cfg: SinkConfig,
     rt: Handle,
 }
 
 impl Sink {
-    /// A local folder, created when missing.
-    pub fn local(dir: &std::path::Path, rt: Handle) -> Result<Sink, SinkError> {
-        let url = format!("file://{}", dir.display());
-        let open_error = |reason: String| SinkError::Open {
-            url: url.clone(),
+    /// Opens the configured store; offline (no request is sent).
+    pub fn open(cfg: &SinkConfig, rt: Handle) -> Result<Sink, SinkError> {
+        let (store, local_root) = store::build(cfg).map_err(|reason| SinkError::Open {
+            url: cfg.url.clone(),
             reason,
-        };
-        std::fs::create_dir_all(dir)
-            .map_err(|e| open_error(format!("{e}; check the folder's permissions")))?;
-        let root = dir.canonicalize().map_err(|e| open_error(e.to_string()))?;
-        let store =
-            LocalFileSystem::new_with_prefix(&root).map_err(|e| open_error(e.to_string()))?;
+        })?;
+        let mut cfg = cfg.clone();
+        if let Some(root) = &local_root {
+            cfg.url = format!("file://{}", root.display());
+        }
+        if let Some(dir) = &cfg.staging_dir {
+            writer::prepare_staging(dir).map_err(|e| SinkError::Open {
+                url: cfg.url.clone(),
+                reason: format!("staging_dir {}: {e}", dir.display()),
+            })?;
+        }
         Ok(Sink {
-            store: Arc::new(store),
-            url: format!("file://{}", root.display()),
-            local_root: Some(root),
+            store,
+            url: cfg.url.clone(),
+            local_root,
+            cfg,
             rt,
         })
+    }
+
+    /// A local folder, created when missing.
+    pub fn local(dir: &std::path::Path, rt: Handle) -> Result<Sink, SinkError> {
+        Sink::open(&SinkConfig::local_folder(dir), rt)
+    }
+
+    pub fn config(&self) -> &SinkConfig {
+        &self.cfg
     }
 
     pub fn url(&self) -> &str {
@@ -72,11 +110,21 @@ impl Sink {
 
     /// Starts a streaming upload; nothing is visible at `path` until `ObjectWriter::finish`.
     pub fn create(&self, path: Path) -> Result<ObjectWriter, SinkError> {
+        if let Some(dir) = &self.cfg.staging_dir {
+            return ObjectWriter::staged(self, path.clone(), dir).map_err(|source| {
+                SinkError::Staging {
+                    url: self.url.clone(),
+                    path: path.to_string(),
+                    staging: dir.display().to_string(),
+                    source,
+                }
+            });
+        }
         let upload = self
             .rt
             .block_on(self.store.put_multipart(&path))
             .map_err(|source| self.write_error(&path, source))?;
-        Ok(ObjectWriter::new(self, path, upload))
+        Ok(ObjectWriter::streaming(self, path, upload))
     }
 
     /// Writes a small object in one atomic put.
@@ -96,11 +144,9 @@ impl Sink {
                 Err(e) => Err(e),
             }
         };
-        self.rt.block_on(read).map_err(|source| SinkError::Read {
-            url: self.url.clone(),
-            path: path.to_string(),
-            source,
-        })
+        self.rt
+            .block_on(read)
+            .map_err(|source| self.read_error(path, source))
     }
 
     /// Lists every object under `prefix`.
@@ -113,11 +159,7 @@ impl Sink {
                     .map_ok(|m| m.location)
                     .try_collect(),
             )
-            .map_err(|source| SinkError::Read {
-                url: self.url.clone(),
-                path: prefix.to_string(),
-                source,
-            })
+            .map_err(|source| self.read_error(prefix, source))
     }
 
     /// The file behind `path` on a local sink, for fsync and for tests.
@@ -144,10 +186,37 @@ impl Sink {
             })
     }
 
+    /// Deletes an object; one that does not exist is fine.
+    pub fn delete(&self, path: &Path) -> Result<(), SinkError> {
+        match self.rt.block_on(self.store.delete(path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(self.write_error(path, source)),
+        }
+    }
+
+    /// The size of an object, `None` when it does not exist.
+    pub fn size(&self, path: &Path) -> Result<Option<u64>, SinkError> {
+        match self.rt.block_on(self.store.head(path)) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(self.read_error(path, source)),
+        }
+    }
+
     fn write_error(&self, path: &Path, source: object_store::Error) -> SinkError {
         SinkError::Write {
             url: self.url.clone(),
             path: path.to_string(),
+            hint: store::hint(&self.cfg, &source),
+            source,
+        }
+    }
+
+    fn read_error(&self, path: &Path, source: object_store::Error) -> SinkError {
+        SinkError::Read {
+            url: self.url.clone(),
+            path: path.to_string(),
+            hint: store::hint(&self.cfg, &source),
             source,
         }
     }

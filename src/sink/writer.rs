@@ -1,10 +1,14 @@
 //! A `std::io::Write` over an object_store multipart upload, so the synchronous Parquet writer
-//! streams straight to the store with bounded memory.
+//! streams straight to the store with bounded memory. With a `staging_dir`, the file is written
+//! locally first, uploaded on finish, verified by size, then deleted (the exporter's way).
 
 use super::{Sink, SinkError};
 use object_store::path::Path;
-use object_store::{MultipartUpload, WriteMultipart};
-use std::io;
+use object_store::{MultipartUpload, ObjectStoreExt, WriteMultipart};
+use std::fs::File;
+use std::io::{self, BufWriter, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::runtime::Handle;
 
 /// Parts uploading at once per file; more wait, which bounds memory.
@@ -12,21 +16,47 @@ const MAX_PARTS_IN_FLIGHT: usize = 4;
 /// object_store's part size for `WriteMultipart::new`.
 const PART_SIZE: u64 = 5 * 1024 * 1024;
 
+static STAGED: AtomicU64 = AtomicU64::new(0);
+
+enum Target {
+    Stream(WriteMultipart),
+    Staged {
+        file: BufWriter<File>,
+        local: PathBuf,
+    },
+}
+
 pub struct ObjectWriter {
-    upload: Option<WriteMultipart>,
+    target: Option<Target>,
     path: Path,
     written: u64,
     rt: Handle,
 }
 
 impl ObjectWriter {
-    pub(super) fn new(sink: &Sink, path: Path, upload: Box<dyn MultipartUpload>) -> Self {
+    pub(super) fn streaming(sink: &Sink, path: Path, upload: Box<dyn MultipartUpload>) -> Self {
         ObjectWriter {
-            upload: Some(WriteMultipart::new(upload)),
+            target: Some(Target::Stream(WriteMultipart::new(upload))),
             path,
             written: 0,
             rt: sink.rt.clone(),
         }
+    }
+
+    pub(super) fn staged(sink: &Sink, path: Path, dir: &std::path::Path) -> io::Result<Self> {
+        let folder = dir.join(format!("runner-{}", std::process::id()));
+        std::fs::create_dir_all(&folder)?;
+        let local = folder.join(format!(
+            "{}.parquet",
+            STAGED.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = BufWriter::with_capacity(1 << 20, File::create(&local)?);
+        Ok(ObjectWriter {
+            target: Some(Target::Staged { file, local }),
+            path,
+            written: 0,
+            rt: sink.rt.clone(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -35,32 +65,95 @@ impl ObjectWriter {
 
     /// Completes the upload: the object appears whole, then is made durable.
     pub fn finish(mut self, sink: &Sink) -> Result<u64, SinkError> {
-        if let Some(upload) = self.upload.take() {
-            self.rt
-                .block_on(upload.finish())
-                .map_err(|source| sink.write_error(&self.path, source))?;
+        match self.target.take() {
+            Some(Target::Stream(upload)) => {
+                self.rt
+                    .block_on(upload.finish())
+                    .map_err(|source| sink.write_error(&self.path, source))?;
+            }
+            Some(Target::Staged { file, local }) => {
+                let result = self.upload_staged(sink, file, &local);
+                let _ = std::fs::remove_file(&local);
+                result?;
+            }
+            None => {}
         }
         sink.sync(&self.path)?;
         Ok(self.written)
+    }
+
+    fn upload_staged(
+        &self,
+        sink: &Sink,
+        file: BufWriter<File>,
+        local: &std::path::Path,
+    ) -> Result<(), SinkError> {
+        let staging_error = |source: io::Error| SinkError::Staging {
+            url: sink.url.clone(),
+            path: self.path.to_string(),
+            staging: local.display().to_string(),
+            source,
+        };
+        let file = file
+            .into_inner()
+            .map_err(|e| staging_error(e.into_error()))?;
+        file.sync_all().map_err(staging_error)?;
+        let mut reader = File::open(local).map_err(staging_error)?;
+        let upload = self
+            .rt
+            .block_on(sink.store.put_multipart(&self.path))
+            .map_err(|source| sink.write_error(&self.path, source))?;
+        let mut upload = WriteMultipart::new(upload);
+        let mut chunk = vec![0u8; PART_SIZE as usize];
+        loop {
+            let n = reader.read(&mut chunk).map_err(staging_error)?;
+            if n == 0 {
+                break;
+            }
+            let _entered = self.rt.enter();
+            self.rt
+                .block_on(upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT))
+                .map_err(|source| sink.write_error(&self.path, source))?;
+            upload.write(&chunk[..n]);
+        }
+        self.rt
+            .block_on(upload.finish())
+            .map_err(|source| sink.write_error(&self.path, source))?;
+        let found = self
+            .rt
+            .block_on(sink.store.head(&self.path))
+            .map_err(|source| sink.read_error(&self.path, source))?
+            .size;
+        if found != self.written {
+            return Err(SinkError::Verify {
+                url: sink.url.clone(),
+                path: self.path.to_string(),
+                expected: self.written,
+                found,
+            });
+        }
+        Ok(())
     }
 }
 
 impl io::Write for ObjectWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let upload = self
-            .upload
-            .as_mut()
-            .ok_or_else(|| io::Error::other("upload already finished"))?;
-        // Part uploads are spawned onto the runtime; wait for room only when a part fills.
-        let _entered = self.rt.enter();
-        let before = self.written / PART_SIZE;
-        let after = (self.written + buf.len() as u64) / PART_SIZE;
-        if before != after {
-            self.rt
-                .block_on(upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT))
-                .map_err(io::Error::other)?;
+        match self.target.as_mut() {
+            Some(Target::Stream(upload)) => {
+                // Part uploads are spawned onto the runtime; wait for room only when a part fills.
+                let _entered = self.rt.enter();
+                let before = self.written / PART_SIZE;
+                let after = (self.written + buf.len() as u64) / PART_SIZE;
+                if before != after {
+                    self.rt
+                        .block_on(upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT))
+                        .map_err(io::Error::other)?;
+                }
+                upload.write(buf);
+            }
+            Some(Target::Staged { file, .. }) => file.write_all(buf)?,
+            None => return Err(io::Error::other("upload already finished")),
         }
-        upload.write(buf);
         self.written += buf.len() as u64;
         Ok(buf.len())
     }
@@ -73,10 +166,34 @@ impl io::Write for ObjectWriter {
 impl Drop for ObjectWriter {
     /// An unfinished upload is aborted so no partial object or staging file is left behind.
     fn drop(&mut self) {
-        if let Some(upload) = self.upload.take()
-            && Handle::try_current().is_err()
-        {
-            let _ = self.rt.block_on(upload.abort());
+        match self.target.take() {
+            Some(Target::Stream(upload)) if Handle::try_current().is_err() => {
+                let _ = self.rt.block_on(upload.abort());
+            }
+            Some(Target::Staged { local, .. }) => {
+                let _ = std::fs::remove_file(local);
+            }
+            _ => {}
         }
     }
+}
+
+/// Creates the staging folder and removes what killed runs left there: folders of processes
+/// that no longer exist. Each process stages under its own `runner-<pid>` folder.
+pub(super) fn prepare_staging(dir: &std::path::Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    if !std::path::Path::new("/proc/self").exists() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("runner-")) else {
+            continue;
+        };
+        let alive = std::path::Path::new("/proc").join(pid).exists();
+        if !alive && pid.parse::<u32>().is_ok() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! and reading every exported Parquet row back.
 #![allow(dead_code)]
 
+pub mod azurite;
 pub mod tansu;
 
 use arrow::array::{Array, AsArray};
@@ -36,6 +37,7 @@ pub fn context(bootstrap: &str, out: &Path, rt: &tokio::runtime::Runtime) -> Run
         config: Config {
             dir: out.to_path_buf(),
             connections,
+            sink: runner::sink::SinkConfig::local_folder(out),
             topics: Vec::new(),
         },
         sink: Arc::new(Sink::local(out, rt.handle().clone()).expect("sink")),
@@ -109,10 +111,33 @@ pub fn batches(out: &Path, topic: &str) -> Vec<arrow::array::RecordBatch> {
         .collect()
 }
 
+/// Every record batch of the Parquet objects under `prefix` in a sink, in name order.
+pub fn sink_batches(sink: &Sink, prefix: &str) -> Vec<arrow::array::RecordBatch> {
+    let mut paths = sink.list(&prefix.into()).expect("list the sink");
+    paths.retain(|p| p.as_ref().ends_with(".parquet"));
+    paths.sort();
+    paths
+        .iter()
+        .flat_map(|path| {
+            let bytes = sink.get(path).expect("read object").expect("object exists");
+            ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .unwrap()
+                .build()
+                .unwrap()
+                .map(|b| b.unwrap())
+        })
+        .collect()
+}
+
 /// Every (partition, written offset) of a topic's output, in file order.
 pub fn exported(out: &Path, topic: &str) -> Vec<(i32, i64)> {
+    offsets_of(&batches(out, topic))
+}
+
+/// Every (partition, written offset) of some batches.
+pub fn offsets_of(batches: &[arrow::array::RecordBatch]) -> Vec<(i32, i64)> {
     let mut rows = Vec::new();
-    for batch in batches(out, topic) {
+    for batch in batches {
         let partitions = batch.column_by_name("kafka_partition").unwrap();
         let offsets = batch.column_by_name("kafka_offset").unwrap();
         let partitions = partitions.as_primitive::<Int32Type>();
@@ -126,7 +151,15 @@ pub fn exported(out: &Path, topic: &str) -> Vec<(i32, i64)> {
 
 /// Asserts the output holds exactly offsets `[from, to)` of each listed partition, once each.
 pub fn assert_exactly(out: &Path, topic: &str, expected: &[(i32, std::ops::Range<i64>)]) {
-    let mut rows = exported(out, topic);
+    assert_rows_exactly(exported(out, topic), topic, expected);
+}
+
+/// Asserts `rows` hold exactly offsets `[from, to)` of each listed partition, once each.
+pub fn assert_rows_exactly(
+    mut rows: Vec<(i32, i64)>,
+    topic: &str,
+    expected: &[(i32, std::ops::Range<i64>)],
+) {
     let total = rows.len();
     rows.sort();
     rows.dedup();
