@@ -92,7 +92,7 @@ fn stages_only(rt: &tokio::runtime::Runtime, format: &str, records: usize) -> f6
     let topic: runner::config::TopicConfig =
         serde_json::from_value(serde_json::json!({"topic": TOPIC, "format": format})).unwrap();
     let mut decoder = runner::decode::Decoder::new(&topic);
-    let mut writer = runner::write::TopicWriter::new(sink, &topic, [(0, 0)].into());
+    let mut writer = runner::write::TopicWriter::new(sink.clone(), &topic, [(0, 0)].into());
     let rows = 8192;
     let started = Instant::now();
     let mut offset = 0usize;
@@ -114,7 +114,11 @@ fn stages_only(rt: &tokio::runtime::Runtime, format: &str, records: usize) -> f6
             last: offset + n == records,
         };
         let decoded = decoder.decode(&raw).unwrap();
-        writer.write(&raw, Some(decoded), raw.last).unwrap();
+        for sealed in writer.write(&raw, Some(decoded), raw.last).unwrap() {
+            for file in sealed.files {
+                file.commit(&sink).unwrap();
+            }
+        }
         offset += n;
     }
     started.elapsed().as_secs_f64()

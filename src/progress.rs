@@ -3,6 +3,7 @@
 //! the files they point past are durable.
 
 use crate::sink::{Sink, SinkError};
+use crate::write::{Sealed, WrittenFile};
 use object_store::path::{Path, PathPart};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,6 +25,10 @@ pub struct PartitionProgress {
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_file: Option<String>,
+    /// Files of a segment being committed; a run that finds any deletes them first, since
+    /// the segment after `next_offset` will be written again (perhaps split differently).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -80,19 +85,58 @@ impl Progress {
         &self.state
     }
 
-    /// Records that `partition` is exported up to `next_offset` and saves atomically.
-    pub fn advance(
-        &mut self,
-        partition: i32,
-        next_offset: i64,
-        file: Option<&str>,
-    ) -> Result<(), ProgressError> {
-        let entry = self.state.partitions.entry(partition).or_default();
-        entry.next_offset = next_offset;
-        entry.updated_at = chrono::Utc::now().to_rfc3339();
-        if let Some(file) = file {
-            entry.last_file = Some(file.to_string());
+    /// Deletes the files of a segment whose commit a previous run did not finish.
+    pub fn recover(&mut self) -> Result<(), ProgressError> {
+        let mut changed = false;
+        for (partition, entry) in self.state.partitions.iter_mut() {
+            for file in entry.pending.drain(..) {
+                let path = Path::parse(&file).map_err(|e| ProgressError::Corrupt {
+                    path: self.path.to_string(),
+                    reason: format!("pending file {file}: {e}"),
+                })?;
+                tracing::info!(partition, path = %file, "removing a file of an unfinished commit");
+                self.sink.delete(&path)?;
+                changed = true;
+            }
         }
+        if changed {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Commits a sealed segment: its files become visible, then progress moves past them and
+    /// is saved atomically. A segment of several files is first recorded as pending, so a
+    /// crash between two files cannot leave one behind that a rerun would not overwrite.
+    pub fn commit(&mut self, sealed: Sealed) -> Result<Vec<WrittenFile>, ProgressError> {
+        let entry = self
+            .state
+            .partitions
+            .entry(sealed.partition)
+            .or_insert_with(|| PartitionProgress {
+                next_offset: sealed.start,
+                ..PartitionProgress::default()
+            });
+        if sealed.files.len() > 1 {
+            entry.pending = sealed.files.iter().map(|f| f.path.to_string()).collect();
+            self.save()?;
+        }
+        let mut written = Vec::with_capacity(sealed.files.len());
+        for file in sealed.files {
+            written.push(file.commit(&self.sink)?);
+        }
+        let entry = self.state.partitions.entry(sealed.partition).or_default();
+        entry.next_offset = sealed.next_offset;
+        entry.updated_at = chrono::Utc::now().to_rfc3339();
+        entry.pending.clear();
+        if let Some(file) = written.last() {
+            entry.last_file = Some(file.path.clone());
+        }
+        self.save()?;
+        Ok(written)
+    }
+
+    fn save(&self) -> Result<(), ProgressError> {
         let json = serde_json::to_vec_pretty(&self.state).map_err(|e| ProgressError::Corrupt {
             path: self.path.to_string(),
             reason: e.to_string(),

@@ -4,11 +4,13 @@
 mod connections;
 mod interpolate;
 mod partition_map;
+mod path_template;
 mod strict_json;
 mod topics;
 
 pub use connections::{Connections, SaslConfig, SaslMechanism, Secret, SslConfig};
 pub use partition_map::PartitionMap;
+pub use path_template::{DEFAULT_TEMPLATE, PathTemplate, Piece};
 pub use topics::{Compression, Format, TopicConfig};
 
 use serde::de::DeserializeOwned;

@@ -1,6 +1,6 @@
 //! `topics.json`: one entry per topic to export, in the exporter's format plus optional fields.
 
-use super::{ConfigError, PartitionMap};
+use super::{ConfigError, PartitionMap, PathTemplate};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -28,6 +28,9 @@ pub struct TopicConfig {
     pub format: Format,
     #[serde(default)]
     pub compression: Compression,
+    /// Folder of each file, e.g. `{topic}/date={yyyy}-{MM}-{dd}` (see README).
+    #[serde(default)]
+    pub path_template: PathTemplate,
     #[serde(default = "default_max_records")]
     pub max_records_per_file: u64,
     #[serde(default = "default_max_bytes")]

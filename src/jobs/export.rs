@@ -7,7 +7,7 @@ use crate::kafka;
 use crate::plan::{self, PlanError, TopicPlan};
 use crate::progress::{Progress, ProgressError};
 use crate::read::{BoundedReader, ReadError};
-use crate::write::{Advance, TopicWriter, WriteError};
+use crate::write::{Sealed, TopicWriter, WriteError};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::Instant;
@@ -79,6 +79,7 @@ fn prepare(
 pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummary, ExportError> {
     let started = Instant::now();
     let (consumer, mut progress, plan) = prepare(ctx, topic)?;
+    progress.recover()?;
     let mut summary = summary_of(&plan);
     tracing::info!(
         records = plan.count(),
@@ -99,14 +100,14 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
             } else {
                 Some(decoder.decode(&raw)?)
             };
-            for advance in writer.write(&raw, decoded, raw.last)? {
-                record(&mut progress, &advance, &mut summary)?;
-                let next = Offset::Offset(advance.next_offset);
+            for sealed in writer.write(&raw, decoded, raw.last)? {
+                let (partition, next) = (sealed.partition, Offset::Offset(sealed.next_offset));
+                commit(&mut progress, sealed, &mut summary)?;
                 if commits
-                    .set_partition_offset(&topic.topic, advance.partition, next)
+                    .set_partition_offset(&topic.topic, partition, next)
                     .is_err()
                 {
-                    let _ = commits.add_partition_offset(&topic.topic, advance.partition, next);
+                    let _ = commits.add_partition_offset(&topic.topic, partition, next);
                 }
                 // Lag tools see progress as it happens; the store stays the source of truth.
                 let _ = reader.consumer().commit(&commits, CommitMode::Async);
@@ -144,22 +145,17 @@ fn summary_of(plan: &TopicPlan) -> TopicSummary {
     }
 }
 
-fn record(
+fn commit(
     progress: &mut Progress,
-    advance: &Advance,
+    sealed: Sealed,
     summary: &mut TopicSummary,
 ) -> Result<(), ProgressError> {
-    let file = advance.file.as_ref();
-    progress.advance(
-        advance.partition,
-        advance.next_offset,
-        file.map(|f| f.path.as_str()),
-    )?;
-    if let Some(f) = file {
+    let (partition, next_offset) = (sealed.partition, sealed.next_offset);
+    for f in progress.commit(sealed)? {
         summary.records += f.records;
         summary.files += 1;
         summary.bytes += f.bytes;
-        tracing::info!(partition = advance.partition, path = %f.path, records = f.records, bytes = f.bytes, next_offset = advance.next_offset, "file written");
+        tracing::info!(partition, path = %f.path, records = f.records, bytes = f.bytes, next_offset, "file written");
     }
     Ok(())
 }

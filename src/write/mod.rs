@@ -1,0 +1,282 @@
+//! Writing: typed Parquet files per partition, rotated by records, bytes and schema changes.
+//!
+//! A partition's output is a sequence of segments. A segment holds one open file per folder of
+//! the topic's `path_template`, all named by the offset where the segment's coverage starts, so
+//! a rerun from recorded progress rewrites the same names instead of adding duplicates. A
+//! segment is sealed as a whole: its files are committed together, then progress moves past it.
+
+mod layout;
+
+pub use layout::NULL_VALUE;
+
+use crate::config::{Compression, TopicConfig};
+use crate::read::RawBatch;
+use crate::sink::{ObjectWriter, Sink, SinkError};
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::datatypes::SchemaRef;
+use layout::Layout;
+use object_store::path::Path;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Folders open at once in one segment; more seal it, which bounds memory for wide layouts.
+const MAX_OPEN_FILES: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("topic {topic} partition {partition}: cannot write Parquet file {path}: {source}")]
+    Parquet {
+        topic: String,
+        partition: i32,
+        path: String,
+        source: parquet::errors::ParquetError,
+    },
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// A complete, durable file.
+#[derive(Debug, Clone)]
+pub struct WrittenFile {
+    pub path: String,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// A file whose Parquet footer is written; it becomes visible on `commit`.
+pub struct SealedFile {
+    pub path: Path,
+    pub records: u64,
+    object: ObjectWriter,
+}
+
+impl SealedFile {
+    pub fn commit(self, sink: &Sink) -> Result<WrittenFile, SinkError> {
+        let bytes = self.object.finish(sink)?;
+        Ok(WrittenFile {
+            path: self.path.to_string(),
+            records: self.records,
+            bytes,
+        })
+    }
+}
+
+/// A sealed segment: once its files are committed, the partition is covered from `start` up
+/// to `next_offset` (with no files when the range held no records).
+pub struct Sealed {
+    pub partition: i32,
+    pub start: i64,
+    pub next_offset: i64,
+    pub files: Vec<SealedFile>,
+}
+
+/// Where the file of `topic`/`partition` in `folder` whose segment starts at `start` goes.
+pub fn file_path(folder: &str, topic: &str, partition: i32, start: i64) -> Path {
+    Path::from(format!("{folder}/{topic}+{partition}+{start:020}.parquet"))
+}
+
+struct OpenFile {
+    path: Path,
+    records: u64,
+    writer: ArrowWriter<ObjectWriter>,
+}
+
+impl OpenFile {
+    fn size(&self) -> u64 {
+        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+    }
+}
+
+struct Segment {
+    start: i64,
+    schema: SchemaRef,
+    records: u64,
+    files: BTreeMap<String, OpenFile>,
+}
+
+impl Segment {
+    fn size(&self) -> u64 {
+        self.files.values().map(OpenFile::size).sum()
+    }
+}
+
+pub struct TopicWriter {
+    sink: Arc<Sink>,
+    topic: String,
+    layout: Layout,
+    max_records: u64,
+    max_bytes: u64,
+    props: WriterProperties,
+    open: BTreeMap<i32, Segment>,
+    /// Offset up to which a partition's records are in files, open or sealed.
+    covered: BTreeMap<i32, i64>,
+    /// Offset last reported through a `Sealed`.
+    reported: BTreeMap<i32, i64>,
+}
+
+impl TopicWriter {
+    /// `starts` holds each partition's planned start offset.
+    pub fn new(sink: Arc<Sink>, topic: &TopicConfig, starts: BTreeMap<i32, i64>) -> Self {
+        let compression = match topic.compression {
+            Compression::Zstd => ParquetCompression::ZSTD(ZstdLevel::default()),
+            Compression::Snappy => ParquetCompression::SNAPPY,
+            Compression::Lz4 => ParquetCompression::LZ4_RAW,
+            Compression::None => ParquetCompression::UNCOMPRESSED,
+        };
+        let props = WriterProperties::builder()
+            .set_compression(compression)
+            .set_created_by(format!("runner {}", env!("CARGO_PKG_VERSION")))
+            // Row groups bound the memory of each open file.
+            .set_max_row_group_row_count(Some(128 * 1024))
+            .set_max_row_group_bytes(Some(32 * 1024 * 1024))
+            .build();
+        TopicWriter {
+            sink,
+            topic: topic.topic.clone(),
+            layout: Layout::new(&topic.path_template, &topic.topic),
+            max_records: topic.max_records_per_file.max(1),
+            max_bytes: topic.max_bytes_per_file,
+            props,
+            open: BTreeMap::new(),
+            reported: starts.clone(),
+            covered: starts,
+        }
+    }
+
+    /// Writes the decoded rows of `raw` (absent when it is empty) and returns the segments
+    /// sealed on the way. On the partition's last batch its open segment is sealed.
+    pub fn write(
+        &mut self,
+        raw: &RawBatch,
+        decoded: Option<RecordBatch>,
+        last: bool,
+    ) -> Result<Vec<Sealed>, WriteError> {
+        let p = raw.partition;
+        let mut done = Vec::new();
+        if let Some(batch) = decoded {
+            let mut row = 0usize;
+            while row < batch.num_rows() {
+                if self
+                    .open
+                    .get(&p)
+                    .is_some_and(|s| s.schema != batch.schema())
+                {
+                    done.push(self.seal(p, raw.offsets[row])?);
+                }
+                let records = self.open.get(&p).map_or(0, |s| s.records);
+                let room = self.max_records.saturating_sub(records).max(1) as usize;
+                let take = room.min(batch.num_rows() - row);
+                let end = row + take;
+                self.append(p, &batch.slice(row, take), &raw.timestamps[row..end])?;
+                row = end;
+                if row < batch.num_rows() {
+                    done.push(self.seal(p, raw.offsets[row])?);
+                }
+            }
+        }
+        self.covered.insert(p, raw.next_offset);
+        let full = self.open.get(&p).is_some_and(|s| {
+            s.records >= self.max_records
+                || s.files.len() >= MAX_OPEN_FILES
+                || s.size() >= self.max_bytes
+        });
+        if full
+            || (last && self.open.contains_key(&p))
+            || (last && self.reported.get(&p) != Some(&raw.next_offset))
+        {
+            // Also when nothing is open: the range ended past the last record (markers, gaps).
+            done.push(self.seal(p, raw.next_offset)?);
+        }
+        Ok(done)
+    }
+
+    fn append(
+        &mut self,
+        p: i32,
+        batch: &RecordBatch,
+        timestamps: &[Option<i64>],
+    ) -> Result<(), WriteError> {
+        let start = self.covered.get(&p).copied().unwrap_or(0);
+        let split = self.layout.split(p, timestamps, batch);
+        let segment = self.open.entry(p).or_insert_with(|| Segment {
+            start,
+            schema: batch.schema(),
+            records: 0,
+            files: BTreeMap::new(),
+        });
+        for (folder, rows) in split {
+            let part = match rows {
+                None => batch.clone(),
+                Some(rows) => arrow::compute::take_record_batch(batch, &UInt32Array::from(rows))
+                    .map_err(|e| parquet::errors::ParquetError::ArrowError(e.to_string()))
+                    .map_err(|source| parquet_error(&self.topic, p, &folder, source))?,
+            };
+            if !segment.files.contains_key(&folder) {
+                let path = file_path(&folder, &self.topic, p, segment.start);
+                let object = self.sink.create(path.clone())?;
+                let writer =
+                    ArrowWriter::try_new(object, segment.schema.clone(), Some(self.props.clone()))
+                        .map_err(|source| parquet_error(&self.topic, p, path.as_ref(), source))?;
+                let file = OpenFile {
+                    path,
+                    records: 0,
+                    writer,
+                };
+                segment.files.insert(folder.clone(), file);
+            }
+            let Some(file) = segment.files.get_mut(&folder) else {
+                continue;
+            };
+            file.writer
+                .write(&part)
+                .map_err(|source| parquet_error(&self.topic, p, file.path.as_ref(), source))?;
+            file.records += part.num_rows() as u64;
+        }
+        segment.records += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Seals the partition's open segment, whose coverage ends at `next_offset`.
+    fn seal(&mut self, p: i32, next_offset: i64) -> Result<Sealed, WriteError> {
+        let start = self.reported.get(&p).copied().unwrap_or(next_offset);
+        let mut files = Vec::new();
+        if let Some(segment) = self.open.remove(&p) {
+            for file in segment.files.into_values() {
+                let object = file
+                    .writer
+                    .into_inner()
+                    .map_err(|source| parquet_error(&self.topic, p, file.path.as_ref(), source))?;
+                files.push(SealedFile {
+                    path: file.path,
+                    records: file.records,
+                    object,
+                });
+            }
+        }
+        self.covered.insert(p, next_offset);
+        self.reported.insert(p, next_offset);
+        Ok(Sealed {
+            partition: p,
+            start,
+            next_offset,
+            files,
+        })
+    }
+}
+
+fn parquet_error(
+    topic: &str,
+    partition: i32,
+    path: &str,
+    source: parquet::errors::ParquetError,
+) -> WriteError {
+    WriteError::Parquet {
+        topic: topic.to_string(),
+        partition,
+        path: path.to_string(),
+        source,
+    }
+}
