@@ -179,6 +179,7 @@ fn produce(bootstrap: &str, records: usize) -> usize {
             partition: Some((i % PARTITIONS as usize) as i32),
             key: Some(key.into_bytes()),
             value: Some(value.into_bytes()),
+            timestamp: None,
         }
     });
     runner::embedded::produce(bootstrap, TOPIC, values).unwrap();

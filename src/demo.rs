@@ -82,6 +82,7 @@ fn sample(first: usize, count: usize) -> impl Iterator<Item = Record> {
             partition: None,
             key: Some(account.into_bytes()),
             value: Some(value.into_bytes()),
+            timestamp: None,
         }
     })
 }

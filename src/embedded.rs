@@ -11,10 +11,13 @@ pub struct EmbeddedKafka {
 }
 
 /// One record to produce: an optional partition, key and value.
+#[derive(Debug, Clone, Default)]
 pub struct Record {
     pub partition: Option<i32>,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    /// Milliseconds since the epoch; the producer's clock when absent.
+    pub timestamp: Option<i64>,
 }
 
 impl EmbeddedKafka {
@@ -65,6 +68,9 @@ pub fn produce(
         }
         if let Some(value) = record.value.as_ref() {
             base = base.payload(value);
+        }
+        if let Some(ts) = record.timestamp {
+            base = base.timestamp(ts);
         }
         let mut pending = base;
         loop {

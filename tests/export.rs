@@ -231,6 +231,7 @@ fn a_record_that_is_not_json_fails_the_topic_naming_its_offset_and_keeps_progres
                 partition: Some(0),
                 key: None,
                 value: Some(b"not json".to_vec()),
+                timestamp: None,
             }],
         )
         .unwrap();

@@ -60,6 +60,27 @@ pub fn numbered(partition: i32, first: usize, count: usize) -> impl Iterator<Ite
                 .to_string()
                 .into_bytes(),
         ),
+        timestamp: None,
+    })
+}
+
+/// `count` records to `partition`: `{"seq", "bucket": seq % buckets}`, timestamped one
+/// minute apart from `first_ms`.
+pub fn bucketed(
+    partition: i32,
+    count: usize,
+    buckets: usize,
+    first_ms: i64,
+) -> impl Iterator<Item = Record> {
+    (0..count).map(move |seq| Record {
+        partition: Some(partition),
+        key: None,
+        value: Some(
+            serde_json::json!({"seq": seq, "bucket": seq % buckets})
+                .to_string()
+                .into_bytes(),
+        ),
+        timestamp: Some(first_ms + seq as i64 * 60_000),
     })
 }
 
