@@ -37,8 +37,8 @@ pub enum Command {
     /// Show what `once` would read (topic, partition, start, end, count, lag), reading no
     /// messages.
     Plan(PlanArgs),
-    /// Check connections.json and topics.json without touching Kafka.
-    Validate,
+    /// Check connections.json and topics.json; with --connect, also reach Kafka and the sink.
+    Validate(ValidateArgs),
     /// Run the export on an embedded Kafka broker with sample data, writing to out/demo.
     Demo(DemoArgs),
 }
@@ -51,6 +51,14 @@ pub struct OnceArgs {
     /// Topics exported at the same time.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Also connect: look up the topics in Kafka and write, read and delete a probe object in
+    /// the sink with the configured credentials.
+    #[arg(long)]
+    pub connect: bool,
 }
 
 #[derive(Debug, Args)]
@@ -114,4 +122,28 @@ pub fn print_plans(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Prints one line per check; exit 1 when any fails.
+pub fn print_checks(ctx: &RunContext, run_id: &str) -> ExitCode {
+    let timeout = std::time::Duration::from_secs(10);
+    let checks = [
+        ("kafka", runner::check::kafka(&ctx.config, timeout)),
+        ("sink", runner::check::sink(&ctx.sink, run_id)),
+    ];
+    let mut failed = false;
+    for (name, result) in checks {
+        match result {
+            Ok(summary) => println!("ok      {name}: {summary}"),
+            Err(e) => {
+                println!("FAILED  {name}: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -22,10 +22,15 @@ fn main() -> ExitCode {
     let _logs = runner::logging::init(cli.log_format, cli.log_dir.clone());
     let span = tracing::info_span!("run", run_id = %run_id);
     let _entered = span.enter();
-    match run(cli) {
+    match run(cli, &run_id) {
         Ok(code) => code,
         Err(e) => {
-            let config_error = e.downcast_ref::<runner::config::ConfigError>().is_some();
+            // A store that cannot even be built (bad key, unknown option) is a config problem.
+            let config_error = e.downcast_ref::<runner::config::ConfigError>().is_some()
+                || matches!(
+                    e.downcast_ref::<runner::sink::SinkError>(),
+                    Some(runner::sink::SinkError::Open { .. })
+                );
             eprintln!("error: {e:#}");
             ExitCode::from(if config_error {
                 EXIT_CONFIG
@@ -36,24 +41,30 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the I/O runtime")?;
     match cli.command {
-        Command::Validate => {
+        Command::Validate(args) => {
             let config = Config::load(&cli.config_dir)?;
             println!(
-                "{} and {} in {} are valid: {} topics ({} enabled)",
+                "{} and {} in {} are valid: {} topics ({} enabled); sink {} (credential: {})",
                 runner::config::CONNECTIONS_FILE,
                 runner::config::TOPICS_FILE,
                 cli.config_dir.display(),
                 config.topics.len(),
-                config.topics.iter().filter(|t| t.enabled).count()
+                config.topics.iter().filter(|t| t.enabled).count(),
+                config.sink.url,
+                config.sink.credential()
             );
-            Ok(ExitCode::SUCCESS)
+            let ctx = context(config, &rt, RunOptions::default())?;
+            if !args.connect {
+                return Ok(ExitCode::SUCCESS);
+            }
+            Ok(cli::print_checks(&ctx, run_id))
         }
         Command::Plan(args) => {
             let config = Config::load(&cli.config_dir)?;

@@ -214,6 +214,14 @@ fn remote(text: &str) -> Result<SinkConfig, String> {
     if host.is_empty() {
         return Err(format!("{text} names no container or bucket; {SUPPORTED}"));
     }
+    if kind == StoreKind::Azure {
+        let container = match url.username() {
+            "" if url.scheme() == "https" => path.first().copied().unwrap_or_default(),
+            "" => host.as_str(),
+            fs => fs,
+        };
+        check_container(container)?;
+    }
     compiled_in(kind)?;
     Ok(SinkConfig {
         kind,
@@ -225,6 +233,24 @@ fn remote(text: &str) -> Result<SinkConfig, String> {
         retry: StorageRetry::default(),
         staging_dir: None,
     })
+}
+
+/// Azure's rule for container (filesystem) names, checked before any request.
+fn check_container(name: &str) -> Result<(), String> {
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "container (filesystem) \"{name}\" is not a valid Azure name: 3 to 63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit"
+        ))
+    }
 }
 
 /// The exporter's `azure_storage_account_name` and `_key` feed the Azure store.

@@ -20,19 +20,23 @@ use tokio::runtime::Handle;
 pub enum SinkError {
     #[error("cannot open the sink at {url}: {reason}")]
     Open { url: String, reason: String },
-    #[error("sink {url}: cannot write {path}: {source}. {hint}")]
+    #[error("sink {url}: cannot write {path}: {reason}. {hint}")]
     Write {
         url: String,
         path: String,
-        source: object_store::Error,
+        reason: String,
         hint: String,
+        #[source]
+        source: object_store::Error,
     },
-    #[error("sink {url}: cannot read {path}: {source}. {hint}")]
+    #[error("sink {url}: cannot read {path}: {reason}. {hint}")]
     Read {
         url: String,
         path: String,
-        source: object_store::Error,
+        reason: String,
         hint: String,
+        #[source]
+        source: object_store::Error,
     },
     #[error(
         "sink {url}: cannot stage {path} in {staging}: {source}; check the staging_dir's space and permissions"
@@ -186,6 +190,25 @@ impl Sink {
             })
     }
 
+    /// Checks over the network that the store is reachable and writable with the configured
+    /// credentials: writes, reads back, lists and deletes a small object under `_runner/`.
+    pub fn probe(&self, id: &str) -> Result<(), SinkError> {
+        let path = Path::from(format!("_runner/probe/{id}.txt"));
+        let body = Bytes::from(format!("runner probe {id}"));
+        self.put(&path, body.clone())?;
+        let back = self.get(&path)?;
+        if back.as_ref() != Some(&body) {
+            return Err(SinkError::Verify {
+                url: self.url.clone(),
+                path: path.to_string(),
+                expected: body.len() as u64,
+                found: back.map_or(0, |b| b.len() as u64),
+            });
+        }
+        self.list(&Path::from("_runner/probe"))?;
+        self.delete(&path)
+    }
+
     /// Deletes an object; one that does not exist is fine.
     pub fn delete(&self, path: &Path) -> Result<(), SinkError> {
         match self.rt.block_on(self.store.delete(path)) {
@@ -207,6 +230,7 @@ impl Sink {
         SinkError::Write {
             url: self.url.clone(),
             path: path.to_string(),
+            reason: store::condense(&source),
             hint: store::hint(&self.cfg, &source),
             source,
         }
@@ -216,6 +240,7 @@ impl Sink {
         SinkError::Read {
             url: self.url.clone(),
             path: path.to_string(),
+            reason: store::condense(&source),
             hint: store::hint(&self.cfg, &source),
             source,
         }

@@ -83,9 +83,10 @@ fn remote(cfg: &SinkConfig) -> Result<Arc<dyn ObjectStore>, object_store::Error>
 
 fn explain_build(cfg: &SinkConfig, e: object_store::Error) -> String {
     let text = e.to_string();
-    let hint = if text.contains("ccess key") || text.contains("base64") || text.contains("Base64") {
+    let lower = text.to_lowercase();
+    let hint = if lower.contains("access key") || lower.contains("base64") {
         "; azure_storage_account_key must be the account's base64 key (portal: Access keys)"
-    } else if text.contains("account") {
+    } else if lower.contains("account") {
         "; set azure_storage_account_name or use storage_url abfss://<filesystem>@<account>.dfs.core.windows.net/"
     } else {
         ""
@@ -117,5 +118,27 @@ pub fn hint(cfg: &SinkConfig, e: &object_store::Error) -> String {
             "cannot reach the store; check the network, the URL and that the store is up. Progress is recorded only after data, so a rerun redoes exactly the unfinished work".into()
         }
         _ => "a rerun redoes exactly the unfinished work".into(),
+    }
+}
+
+/// The error on one line: a store's XML error body shrinks to its code and first message line.
+pub fn condense(e: &object_store::Error) -> String {
+    let text = e.to_string();
+    let Some(xml) = text.find("<?xml") else {
+        return text.replace('\n', " ").trim_end_matches('.').to_string();
+    };
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(['<', '\n'])? + start;
+        Some(text[start..end].trim().to_string())
+    };
+    let head = text[..xml].trim_end_matches([' ', ':']);
+    match (tag("Code"), tag("Message")) {
+        (Some(code), Some(message)) => {
+            format!("{head}: {code}: {}", message.trim_end_matches('.'))
+        }
+        (Some(code), None) => format!("{head}: {code}"),
+        _ => head.to_string(),
     }
 }
