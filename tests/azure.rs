@@ -191,3 +191,154 @@ fn validate_connect_names_what_is_wrong_with_the_store() {
         "{stderr}"
     );
 }
+
+/// An in-process run context on Azurite (explicit endpoint), built from config files.
+fn azure_context(
+    dir: &Path,
+    azurite: &Azurite,
+    bootstrap: &str,
+    extra: serde_json::Value,
+    rt: &tokio::runtime::Runtime,
+) -> runner::jobs::RunContext {
+    endpoint_config(dir, azurite, bootstrap, extra, serde_json::json!([]));
+    let config = Config::load(dir).unwrap();
+    let sink = Sink::open(&config.sink, rt.handle().clone()).unwrap();
+    let local = context(bootstrap, dir, rt);
+    runner::jobs::RunContext {
+        config,
+        sink: std::sync::Arc::new(sink),
+        options: local.options,
+    }
+}
+
+#[test]
+fn a_time_layout_through_a_staging_folder_lands_in_hour_folders_and_cleans_up() {
+    const T0: i64 = 1_795_384_800_000; // 2026-11-22T22:00:00Z
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("events", 2).unwrap();
+    for p in 0..2 {
+        kafka.produce("events", bucketed(p, 180, 3, T0)).unwrap();
+    }
+    let azurite = Azurite::start();
+    azurite.create_container("lake");
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let extra = serde_json::json!({"staging_dir": "staging"});
+    let ctx = azure_context(dir.path(), &azurite, &kafka.bootstrap_servers(), extra, &rt);
+    let t = topic(serde_json::json!({
+        "topic": "events", "format": "json",
+        "path_template": "{topic}/date={yyyy}-{MM}-{dd}/hour={HH}"
+    }));
+    assert_eq!(records(&run(&ctx, &[t])), 360);
+
+    let store = open_store(&azurite, "az://lake/raw", &rt);
+    let files = names(&store, "events");
+    let want: Vec<String> = [
+        "2026-11-22/hour=22",
+        "2026-11-22/hour=23",
+        "2026-11-23/hour=00",
+    ]
+    .iter()
+    .flat_map(|h| (0..2).map(move |p| format!("events/date={h}/events+{p}+{:020}.parquet", 0)))
+    .collect::<std::collections::BTreeSet<_>>()
+    .into_iter()
+    .collect();
+    assert_eq!(files, want);
+    let rows = offsets_of(&sink_batches(&store, "events"));
+    assert_rows_exactly(rows, "events", &[(0, 0..180), (1, 0..180)]);
+    let staged = parquet_files(&dir.path().join("staging"));
+    assert!(staged.is_empty(), "staging files left behind: {staged:?}");
+}
+
+#[test]
+fn azurite_stopped_mid_run_fails_cleanly_and_a_rerun_after_it_returns_completes_exactly_once() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("orders", 4).unwrap();
+    for p in 0..4 {
+        kafka.produce("orders", numbered(p, 0, 20_000)).unwrap();
+    }
+    let mut azurite = Azurite::start();
+    azurite.create_container("lake");
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = azure_context(
+        dir.path(),
+        &azurite,
+        &kafka.bootstrap_servers(),
+        serde_json::json!({}),
+        &rt,
+    );
+    let t = topic(serde_json::json!({
+        "topic": "orders", "group_id": "g", "format": "json", "max_records_per_file": 500
+    }));
+    let store = open_store(&azurite, "az://lake/raw", &rt);
+    let progress_path = "_runner/progress/g/orders.json".into();
+
+    let outcomes = std::thread::scope(|s| {
+        let running = s.spawn(|| runner::jobs::run_once(&ctx, std::slice::from_ref(&t)));
+        // Stop Azurite as soon as the first progress record exists: the run is mid-flight.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while store.get(&progress_path).ok().flatten().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no progress within 60 s"
+            );
+            assert!(
+                !running.is_finished(),
+                "the run ended before Azurite could be stopped"
+            );
+        }
+        azurite.stop();
+        running.join().unwrap()
+    });
+    let error = outcomes[0]
+        .result
+        .as_ref()
+        .expect_err("the run must fail")
+        .to_string();
+    assert!(
+        error.contains("sink abfss://lake@devstoreaccount1.dfs.core.windows.net/raw"),
+        "{error}"
+    );
+    assert!(error.contains("cannot reach the store"), "{error}");
+
+    azurite.restart();
+    // Progress never runs ahead of the data: every offset before it is in a visible file.
+    let state: serde_json::Value =
+        serde_json::from_slice(&store.get(&progress_path).unwrap().unwrap()).unwrap();
+    let rows = offsets_of(&sink_batches(&store, "orders"));
+    assert!(
+        rows.len() < 80_000,
+        "Azurite stopped after the run had written everything"
+    );
+    for (p, entry) in state["partitions"].as_object().unwrap() {
+        let p: i32 = p.parse().unwrap();
+        let next = entry["next_offset"].as_i64().unwrap();
+        let have = rows.iter().filter(|(rp, o)| *rp == p && *o < next).count() as i64;
+        assert_eq!(
+            have, next,
+            "partition {p}: progress {next} but {have} records stored"
+        );
+    }
+
+    // The rerun starts exactly at the recorded progress; a file that became visible just
+    // before the outage, without progress, is rewritten under the same name.
+    let recorded: i64 = state["partitions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| e["next_offset"].as_i64().unwrap())
+        .sum();
+    assert_eq!(records(&run(&ctx, &[t])) as i64, 80_000 - recorded);
+    let rows = offsets_of(&sink_batches(&store, "orders"));
+    assert_rows_exactly(
+        rows,
+        "orders",
+        &[
+            (0, 0..20_000),
+            (1, 0..20_000),
+            (2, 0..20_000),
+            (3, 0..20_000),
+        ],
+    );
+}

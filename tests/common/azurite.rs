@@ -81,10 +81,16 @@ impl Azurite {
         }
     }
 
-    /// Kills the process, as an outage would; the data folder stays.
+    /// Stops the process (SIGTERM, so it saves its metadata; a SIGKILL loses Azurite's last
+    /// seconds of writes, which a real store never does) and waits for it; the data stays.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            let term = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            if term.is_err() {
+                let _ = child.kill();
+            }
             let _ = child.wait();
         }
     }
