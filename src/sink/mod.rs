@@ -246,3 +246,6 @@ impl Sink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
