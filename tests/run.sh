@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need when it is missing: the C toolchain pieces
-# librdkafka builds with, and tansu (a Kafka-compatible broker the tests start as a process).
+# librdkafka builds with, tansu (a Kafka-compatible broker the tests start as a process) and
+# Azurite (Azure Storage's emulator, from npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TANSU_VERSION=0.6.0
+AZURITE_VERSION=3.35.0
 
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
@@ -13,6 +15,7 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
 command -v perl >/dev/null || need_apt+=(perl)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
@@ -25,5 +28,12 @@ if ! [ -x "$tansu_bin" ] || [ "$("$tansu_bin" --version 2>/dev/null)" != "tansu 
   tansu_bin="$HOME/.cargo/bin/tansu"
 fi
 export TANSU_BIN="$tansu_bin"
+
+azurite_bin="$(npm prefix -g)/bin/azurite-blob"
+if ! [ -x "$azurite_bin" ] || [ "$("$azurite_bin" --version 2>/dev/null)" != "$AZURITE_VERSION" ]; then
+  echo "installing Azurite $AZURITE_VERSION from npm"
+  npm install -g --no-audit --no-fund "azurite@$AZURITE_VERSION"
+fi
+export AZURITE_BIN="$azurite_bin"
 
 cargo test --all-targets -- --test-threads 2

@@ -20,6 +20,13 @@ pub fn build(
         let store = LocalFileSystem::new_with_prefix(&root).map_err(|e| e.to_string())?;
         return Ok((Arc::new(store), Some(root)));
     }
+    if cfg.kind == StoreKind::Azure
+        && let Some(container) = cfg.container()
+    {
+        super::config::check_container(&container).map_err(|e| {
+            format!("{e}; fix storage_url (or azure_filesystem_name) in connections.json")
+        })?;
+    }
     let store = remote(cfg).map_err(|e| explain_build(cfg, e))?;
     let store = if cfg.prefix.is_empty() {
         store

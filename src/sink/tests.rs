@@ -116,10 +116,6 @@ fn mistakes_name_the_field_and_the_fix() {
             "field `azure_storage_account_name`: is missing",
         ),
         (
-            serde_json::json!({"bootstrap_servers": "k", "storage_url": "az://Raw_Data"}),
-            "\"Raw_Data\" is not a valid Azure name",
-        ),
-        (
             serde_json::json!({"bootstrap_servers": "k", "storage_url": "https://lake.blob.core.windows.net/raw?sv=1&sig=x"}),
             "put a SAS token in storage_options.azure_storage_sas_token",
         ),
@@ -136,4 +132,23 @@ fn mistakes_name_the_field_and_the_fix() {
         assert!(e.contains(says), "{e}\nshould say: {says}");
         assert!(e.contains("connections.json"), "{e}");
     }
+}
+
+#[test]
+fn a_bad_container_name_is_reported_when_the_store_is_built() {
+    let cfg = sink(
+        serde_json::json!({"bootstrap_servers": "k", "storage_url": "abfss://Raw_Data@lake.dfs.core.windows.net"}),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let e = match super::Sink::open(&cfg, rt.handle().clone()) {
+        Ok(_) => panic!("opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("\"Raw_Data\" is not a valid Azure name"), "{e}");
+    assert!(
+        e.contains("fix storage_url (or azure_filesystem_name) in connections.json"),
+        "{e}"
+    );
 }
