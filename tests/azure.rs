@@ -50,11 +50,7 @@ fn names(sink: &Sink, prefix: &str) -> Vec<String> {
 
 #[test]
 fn once_in_emulator_mode_puts_every_record_in_the_container_once() {
-    let kafka = EmbeddedKafka::start().unwrap();
-    kafka.create_topic("orders", 3).unwrap();
-    for p in 0..3 {
-        kafka.produce("orders", numbered(p, 0, 250)).unwrap();
-    }
+    let kafka = kafka_with("orders", 3, 250);
     let azurite = Azurite::start();
     azurite.create_container("lake");
     let dir = tempfile::tempdir().unwrap();
@@ -252,11 +248,7 @@ fn a_time_layout_through_a_staging_folder_lands_in_hour_folders_and_cleans_up() 
 
 #[test]
 fn azurite_stopped_mid_run_fails_cleanly_and_a_rerun_after_it_returns_completes_exactly_once() {
-    let kafka = EmbeddedKafka::start().unwrap();
-    kafka.create_topic("orders", 4).unwrap();
-    for p in 0..4 {
-        kafka.produce("orders", numbered(p, 0, 20_000)).unwrap();
-    }
+    let kafka = kafka_with("orders", 4, 20_000);
     let mut azurite = Azurite::start();
     azurite.create_container("lake");
     let dir = tempfile::tempdir().unwrap();

@@ -6,15 +6,6 @@ use common::*;
 use runner::embedded::EmbeddedKafka;
 use serde_json::json;
 
-fn kafka_with(topic: &str, partitions: i32, per_partition: usize) -> EmbeddedKafka {
-    let kafka = EmbeddedKafka::start().unwrap();
-    kafka.create_topic(topic, partitions).unwrap();
-    for p in 0..partitions {
-        kafka.produce(topic, numbered(p, 0, per_partition)).unwrap();
-    }
-    kafka
-}
-
 #[test]
 fn fresh_group_exports_everything_and_a_rerun_resumes_from_progress() {
     let kafka = kafka_with("orders", 3, 100);

@@ -2,10 +2,9 @@
 
 mod common;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::AsArray;
 use arrow::datatypes::{Int64Type, TimestampMillisecondType};
 use common::*;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use runner::embedded::EmbeddedKafka;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -13,15 +12,6 @@ use std::path::Path;
 
 /// 2026-11-22T22:00:00Z.
 const T0: i64 = 1_795_384_800_000;
-
-fn file_batches(file: &Path) -> Vec<RecordBatch> {
-    ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(|b| b.unwrap())
-        .collect()
-}
 
 fn relative(out: &Path, file: &Path) -> String {
     file.strip_prefix(out)

@@ -9,7 +9,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int32Type, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use runner::config::{Config, Connections, TopicConfig};
-use runner::embedded::Record;
+use runner::embedded::{EmbeddedKafka, Record};
 use runner::jobs::{RunContext, RunOptions, TopicOutcome};
 use runner::sink::Sink;
 use std::collections::BTreeMap;
@@ -118,18 +118,32 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Every record batch of one Parquet file.
+pub fn file_batches(file: &Path) -> Vec<arrow::array::RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
 /// Every record batch of a topic's output, in file order.
 pub fn batches(out: &Path, topic: &str) -> Vec<arrow::array::RecordBatch> {
     parquet_files(&out.join(topic))
         .iter()
-        .flat_map(|file| {
-            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
-                .unwrap()
-                .build()
-                .unwrap()
-                .map(|b| b.unwrap())
-        })
+        .flat_map(|file| file_batches(file))
         .collect()
+}
+
+/// A mock cluster with `topic` of `partitions`, each holding `per_partition` numbered records.
+pub fn kafka_with(topic: &str, partitions: i32, per_partition: usize) -> EmbeddedKafka {
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic(topic, partitions).unwrap();
+    for p in 0..partitions {
+        kafka.produce(topic, numbered(p, 0, per_partition)).unwrap();
+    }
+    kafka
 }
 
 /// Every record batch of the Parquet objects under `prefix` in a sink, in name order.
