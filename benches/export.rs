@@ -2,9 +2,12 @@
 //!
 //! Produces BENCH_RECORDS (default 1,000,000) JSON records of about 200 bytes to a 4-partition
 //! topic, then measures, each in its own process so peak RSS is its own: a bare consume of the
-//! same records (no decode, no write: the ceiling), and `runner once` for the raw and json
-//! formats.
+//! same records (no decode, no write: the ceiling), `runner once` for the raw and json formats
+//! to a local folder, and json to Azurite (Azure Storage's emulator) through multipart uploads.
 
+#[path = "../tests/common/azurite.rs"]
+#[allow(dead_code)]
+mod azurite;
 #[path = "../tests/common/tansu.rs"]
 mod tansu;
 
@@ -47,22 +50,9 @@ fn main() {
             .env("BENCH_BOOTSTRAP", &bootstrap),
     );
     report("bare consume (ceiling)", records, mb, secs, rss);
+    let local = serde_json::json!({"bootstrap_servers": bootstrap, "storage_url": "out"});
     for format in ["raw", "json"] {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("connections.json"),
-            serde_json::json!({"bootstrap_servers": bootstrap, "storage_url": "out"}).to_string(),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("topics.json"),
-            serde_json::json!([{"topic": TOPIC, "group_id": format!("bench-{format}"), "format": format}]).to_string(),
-        )
-        .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-        cmd.args(["--config-dir", &dir.path().to_string_lossy(), "once"])
-            .env("RUST_LOG", "warn");
-        let (secs, rss) = measure(&mut cmd);
+        let (secs, rss) = runner_once(&local, format, &[]);
         report(
             &format!("runner once, format {format}"),
             records,
@@ -71,6 +61,16 @@ fn main() {
             rss,
         );
     }
+    let store = azurite::Azurite::start();
+    store.create_container("bench");
+    let azure = serde_json::json!({
+        "bootstrap_servers": bootstrap,
+        "storage_url": "az://bench/kafka",
+        "storage_options": {"azure_storage_use_emulator": "true"},
+    });
+    let env = [("AZURITE_BLOB_STORAGE_URL", store.url())];
+    let (secs, rss) = runner_once(&azure, "json", &env);
+    report("runner once, json, Azurite", records, mb, secs, rss);
     for format in ["raw", "json"] {
         let secs = stages_only(&rt, format, records);
         println!(
@@ -134,6 +134,25 @@ fn record(i: usize) -> (String, String) {
         "x".repeat(90)
     );
     (key, value)
+}
+
+/// `runner once` of the bench topic in its own process with these connections.
+fn runner_once(
+    connections: &serde_json::Value,
+    format: &str,
+    env: &[(&str, String)],
+) -> (f64, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("connections.json"), connections.to_string()).unwrap();
+    let sink = if env.is_empty() { "local" } else { "azure" };
+    let group = format!("bench-{format}-{sink}");
+    let topics = serde_json::json!([{"topic": TOPIC, "group_id": group, "format": format}]);
+    std::fs::write(dir.path().join("topics.json"), topics.to_string()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
+    cmd.args(["--config-dir", &dir.path().to_string_lossy(), "once"])
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    measure(&mut cmd)
 }
 
 fn report(name: &str, records: usize, mb: f64, secs: f64, rss_kb: i64) {
