@@ -208,7 +208,7 @@ fn azure_context(
 }
 
 #[test]
-fn a_time_layout_through_a_staging_folder_lands_in_hour_folders_and_cleans_up() {
+fn the_exporters_azure_fields_with_a_time_layout_and_a_staging_folder() {
     const T0: i64 = 1_795_384_800_000; // 2026-11-22T22:00:00Z
     let kafka = EmbeddedKafka::start().unwrap();
     kafka.create_topic("events", 2).unwrap();
@@ -219,7 +219,18 @@ fn a_time_layout_through_a_staging_folder_lands_in_hour_folders_and_cleans_up() 
     azurite.create_container("lake");
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
-    let extra = serde_json::json!({"staging_dir": "staging"});
+    // The exporter's own Azure fields, plus the emulator's endpoint.
+    let extra = serde_json::json!({
+        "staging_dir": "staging",
+        "storage_url": null,
+        "azure_storage_account_name": common::azurite::ACCOUNT,
+        "azure_storage_account_key": common::azurite::KEY,
+        "azure_filesystem_name": "lake",
+        "storage_options": {
+            "azure_storage_endpoint": format!("{}/{}", azurite.url(), common::azurite::ACCOUNT),
+            "allow_http": "true",
+        },
+    });
     let ctx = azure_context(dir.path(), &azurite, &kafka.bootstrap_servers(), extra, &rt);
     let t = topic(serde_json::json!({
         "topic": "events", "format": "json",
@@ -227,7 +238,7 @@ fn a_time_layout_through_a_staging_folder_lands_in_hour_folders_and_cleans_up() 
     }));
     assert_eq!(records(&run(&ctx, &[t])), 360);
 
-    let store = open_store(&azurite, "az://lake/raw", &rt);
+    let store = open_store(&azurite, "az://lake", &rt);
     let files = names(&store, "events");
     let want: Vec<String> = [
         "2026-11-22/hour=22",
