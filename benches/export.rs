@@ -114,7 +114,7 @@ fn stages_only(rt: &tokio::runtime::Runtime, format: &str, records: usize) -> f6
             last: offset + n == records,
         };
         let decoded = decoder.decode(&raw).unwrap();
-        for sealed in writer.write(&raw, Some(decoded), raw.last).unwrap() {
+        for sealed in writer.write(&raw, decoded, raw.last).unwrap() {
             for file in sealed.files {
                 file.commit(&sink).unwrap();
             }

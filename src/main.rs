@@ -106,9 +106,10 @@ pub fn report(outcomes: &[TopicOutcome]) -> ExitCode {
     for outcome in outcomes {
         match &outcome.result {
             Ok(s) => println!(
-                "topic={} status=ok records={} files={} bytes={} seconds={:.2}{}",
+                "topic={} status=ok records={} dead_letters={} files={} bytes={} seconds={:.2}{}",
                 s.topic,
                 s.records,
+                s.dead_letters,
                 s.files,
                 s.bytes,
                 s.seconds,

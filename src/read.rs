@@ -38,7 +38,7 @@ pub enum ReadError {
 }
 
 /// Records of one partition in columns, ready to decode without per-record allocations.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RawBatch {
     pub partition: i32,
     pub offsets: Vec<i64>,

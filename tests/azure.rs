@@ -68,7 +68,7 @@ fn once_in_emulator_mode_puts_every_record_in_the_container_once() {
     assert!(first.status.success(), "{first:?}");
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(
-        stdout.contains("topic=orders status=ok records=750 files=9"),
+        stdout.contains("topic=orders status=ok records=750 dead_letters=0 files=9"),
         "{stdout}"
     );
 

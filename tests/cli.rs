@@ -99,7 +99,7 @@ fn plan_prints_ranges_and_reads_nothing_and_once_reports_per_topic() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
-        stdout.contains("topic=planned status=ok records=20 files=2"),
+        stdout.contains("topic=planned status=ok records=20 dead_letters=0 files=2"),
         "{stdout}"
     );
     assert!(

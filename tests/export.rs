@@ -213,7 +213,7 @@ fn a_producer_writing_during_the_run_cannot_keep_it_from_ending() {
 }
 
 #[test]
-fn a_record_that_is_not_json_fails_the_topic_naming_its_offset_and_keeps_progress_before_it() {
+fn with_fail_fast_a_record_that_is_not_json_fails_the_topic_and_keeps_progress_before_it() {
     let kafka = kafka_with("bad", 1, 30);
     kafka
         .produce(
@@ -230,7 +230,8 @@ fn a_record_that_is_not_json_fails_the_topic_naming_its_offset_and_keeps_progres
     let rt = runtime();
     let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
     let t = topic(
-        json!({"topic": "bad", "group_id": "g", "format": "json", "max_records_per_file": 10}),
+        json!({"topic": "bad", "group_id": "g", "format": "json", "max_records_per_file": 10,
+               "on_decode_error": "fail"}),
     );
     let outcomes = runner::jobs::run_once(&ctx, &[t]);
     let error = outcomes[0]
@@ -245,6 +246,56 @@ fn a_record_that_is_not_json_fails_the_topic_naming_its_offset_and_keeps_progres
     );
     let rows = exported(out.path(), "bad");
     assert!(rows.iter().all(|(_, o)| *o < 30));
+}
+
+#[test]
+fn records_that_cannot_be_decoded_become_dead_letters_once_and_the_rest_is_exported() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("mixed", 1).unwrap();
+    // Offsets 0..100; every 7th record (7, 14, ...) is not JSON.
+    let produced = (0..100).map(|i| runner::embedded::Record {
+        partition: Some(0),
+        value: Some(if i % 7 == 0 && i > 0 {
+            format!("garbage {i}").into_bytes()
+        } else {
+            json!({"seq": i}).to_string().into_bytes()
+        }),
+        ..Default::default()
+    });
+    kafka.produce("mixed", produced).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let t = topic(json!({"topic": "mixed", "format": "json", "max_records_per_file": 10}));
+    let outcomes = run(&ctx, std::slice::from_ref(&t));
+    let summary = outcomes[0].result.as_ref().unwrap();
+    let bad: Vec<i64> = (1..100).filter(|i| i % 7 == 0).collect();
+    assert_eq!(summary.dead_letters, bad.len() as u64);
+    assert_eq!(summary.records, 100 - bad.len() as u64);
+
+    let mut good = exported(out.path(), "mixed");
+    good.sort();
+    let want: Vec<(i32, i64)> = (0..100)
+        .filter(|i| !bad.contains(i))
+        .map(|o| (0, o))
+        .collect();
+    assert_eq!(good, want);
+    let dead_dir = out.path().join("_dead_letters");
+    let mut dead = offsets_of(&batches(&dead_dir, "mixed"));
+    dead.sort();
+    assert_eq!(dead, bad.iter().map(|o| (0, *o)).collect::<Vec<_>>());
+    let errors = column_strings(&dead_dir, "mixed", "error");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.as_deref().unwrap_or("").contains("not valid JSON"))
+    );
+    let values = column_strings(&dead_dir, "mixed", "value");
+    assert_eq!(values[0].as_deref(), Some("garbage 7"));
+
+    // A rerun finds nothing new and writes no dead letter twice.
+    assert_eq!(records(&run(&ctx, &[t])), 0);
+    assert_eq!(offsets_of(&batches(&dead_dir, "mixed")).len(), bad.len());
 }
 
 fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {

@@ -11,7 +11,7 @@ mod topics;
 pub use connections::{Connections, SaslConfig, SaslMechanism, Secret, SslConfig};
 pub use partition_map::PartitionMap;
 pub use path_template::{DEFAULT_TEMPLATE, PathTemplate, Piece};
-pub use topics::{Compression, Format, TopicConfig};
+pub use topics::{Compression, Format, OnDecodeError, TopicConfig};
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};

@@ -28,6 +28,9 @@ pub struct TopicConfig {
     pub format: Format,
     #[serde(default)]
     pub compression: Compression,
+    /// A record that cannot be decoded: kept as a dead letter, or fails the topic.
+    #[serde(default)]
+    pub on_decode_error: OnDecodeError,
     /// Folder of each file, e.g. `{topic}/date={yyyy}-{MM}-{dd}` (see README).
     #[serde(default)]
     pub path_template: PathTemplate,
@@ -51,6 +54,16 @@ pub enum Format {
     Raw,
     /// JSON objects; top-level fields become typed columns.
     Json,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDecodeError {
+    /// Written whole, with the reason, to `_dead_letters/<topic>/` in the sink.
+    #[default]
+    DeadLetter,
+    /// The topic fails at the record; progress stays before it.
+    Fail,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

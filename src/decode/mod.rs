@@ -1,16 +1,30 @@
 //! Decoding: a `RawBatch` of one partition into an Arrow `RecordBatch` with Kafka metadata
-//! columns first, then the payload columns of the topic's format.
+//! columns first, then the payload columns of the topic's format. A record that cannot be
+//! decoded becomes a dead-letter row (or fails the topic with `on_decode_error: fail`).
 
+mod dead_letter;
 mod json;
 mod metadata;
 
-use crate::config::{Format, TopicConfig};
+use crate::config::{Format, OnDecodeError, TopicConfig};
 use crate::read::RawBatch;
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::datatypes::{Field, Schema};
 use std::sync::Arc;
 
+pub use dead_letter::DEAD_LETTER_COLUMNS;
 pub use metadata::METADATA_COLUMNS;
+
+/// A decoded batch: the rows that decoded, with the offsets and timestamps they came from, and
+/// the dead-letter rows of those that did not, with their offsets.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub rows: Option<RecordBatch>,
+    pub offsets: Vec<i64>,
+    pub timestamps: Vec<Option<i64>>,
+    pub dead: Option<RecordBatch>,
+    pub dead_offsets: Vec<i64>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -62,26 +76,59 @@ impl Decoder {
         }
     }
 
-    /// Decodes a non-empty batch.
-    pub fn decode(&mut self, batch: &RawBatch) -> Result<RecordBatch, DecodeError> {
+    /// Decodes a batch. Bad records are set aside one at a time and the rest decoded again,
+    /// so one bad record costs one more pass over its batch; they are rare.
+    pub fn decode(&mut self, batch: &RawBatch) -> Result<Decoded, DecodeError> {
+        let mut good: Vec<usize> = (0..batch.len()).collect();
+        let mut dead: Vec<(usize, String)> = Vec::new();
+        let mut current = batch.clone();
+        let rows = loop {
+            if current.is_empty() {
+                break None;
+            }
+            match self.decode_all(&current) {
+                Ok(rows) => break Some(rows),
+                Err(PayloadError::Record { index, reason })
+                    if self.topic.on_decode_error == OnDecodeError::DeadLetter =>
+                {
+                    let original = good.remove(index);
+                    tracing::warn!(partition = batch.partition, offset = batch.offsets[original], %reason, "record sent to the dead letters");
+                    dead.push((original, reason));
+                    current = take(batch, &good);
+                }
+                Err(e) => return Err(self.error(&current, e)),
+            }
+        };
+        dead.sort_by_key(|(i, _)| *i);
+        let dead_rows = dead_letter::batch(&self.topic.topic, batch, &dead)
+            .map_err(|e| self.error(batch, PayloadError::Batch(e.to_string())))?;
+        Ok(Decoded {
+            rows,
+            offsets: current.offsets,
+            timestamps: current.timestamps,
+            dead_offsets: dead.iter().map(|(i, _)| batch.offsets[*i]).collect(),
+            dead: dead_rows,
+        })
+    }
+
+    fn decode_all(&mut self, batch: &RawBatch) -> Result<RecordBatch, PayloadError> {
         let increment = self.topic.offset_increment(batch.partition);
         let (mut fields, mut columns) = metadata::columns(&self.topic.topic, batch, increment);
-        let payload = match &mut self.payload {
-            Payload::Raw => Ok((
+        let (payload_fields, payload_columns) = match &mut self.payload {
+            Payload::Raw => (
                 vec![Field::new(
                     "value",
                     arrow::datatypes::DataType::Binary,
                     true,
                 )],
                 vec![Arc::new(batch.values.clone()) as ArrayRef],
-            )),
-            Payload::Json(decoder) => decoder.decode(&batch.values),
+            ),
+            Payload::Json(decoder) => decoder.decode(&batch.values)?,
         };
-        let (payload_fields, payload_columns) = payload.map_err(|e| self.error(batch, e))?;
         fields.extend(payload_fields);
         columns.extend(payload_columns);
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-            .map_err(|e| self.error(batch, PayloadError::Batch(e.to_string())))
+            .map_err(|e| PayloadError::Batch(e.to_string()))
     }
 
     fn error(&self, batch: &RawBatch, e: PayloadError) -> DecodeError {
@@ -107,3 +154,27 @@ impl Decoder {
 
 #[cfg(test)]
 mod tests;
+
+/// The rows `rows` of a raw batch.
+fn take(batch: &RawBatch, rows: &[usize]) -> RawBatch {
+    let indices = UInt32Array::from_iter_values(rows.iter().map(|&i| i as u32));
+    let pick = |a: &arrow::array::BinaryArray| {
+        arrow::compute::take(a, &indices, None)
+            .ok()
+            .and_then(|a| {
+                a.as_any()
+                    .downcast_ref::<arrow::array::BinaryArray>()
+                    .cloned()
+            })
+            .unwrap_or_else(|| arrow::array::BinaryArray::from_iter_values(Vec::<&[u8]>::new()))
+    };
+    RawBatch {
+        partition: batch.partition,
+        offsets: rows.iter().map(|&i| batch.offsets[i]).collect(),
+        timestamps: rows.iter().map(|&i| batch.timestamps[i]).collect(),
+        keys: pick(&batch.keys),
+        values: pick(&batch.values),
+        next_offset: batch.next_offset,
+        last: batch.last,
+    }
+}

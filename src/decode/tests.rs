@@ -25,6 +25,22 @@ fn json_decoder() -> Decoder {
     )
 }
 
+fn fail_fast_json_decoder() -> Decoder {
+    Decoder::new(
+        &serde_json::from_value(
+            serde_json::json!({"topic": "t", "format": "json", "on_decode_error": "fail"}),
+        )
+        .unwrap(),
+    )
+}
+
+/// The decoded rows of a batch with no bad records.
+fn rows(d: &mut Decoder, batch: &RawBatch) -> RecordBatch {
+    let decoded = d.decode(batch).unwrap();
+    assert!(decoded.dead.is_none());
+    decoded.rows.unwrap()
+}
+
 fn payload_fields(batch: &RecordBatch) -> Vec<String> {
     batch.schema().fields()[METADATA_COLUMNS.len()..]
         .iter()
@@ -35,28 +51,26 @@ fn payload_fields(batch: &RecordBatch) -> Vec<String> {
 #[test]
 fn a_new_field_widens_the_schema_and_keeps_the_old_columns() {
     let mut d = json_decoder();
-    let first = d.decode(&raw(&[Some(r#"{"a": 1}"#), None])).unwrap();
+    let first = rows(&mut d, &raw(&[Some(r#"{"a": 1}"#), None]));
     assert_eq!(payload_fields(&first), ["a:Int64"]);
     assert_eq!(first.num_rows(), 2);
-    let same = d.decode(&raw(&[Some(r#"{"a": 2}"#)])).unwrap();
+    let same = rows(&mut d, &raw(&[Some(r#"{"a": 2}"#)]));
     assert_eq!(same.schema(), first.schema());
-    let wider = d.decode(&raw(&[Some(r#"{"a": 3, "b": "x"}"#)])).unwrap();
+    let wider = rows(&mut d, &raw(&[Some(r#"{"a": 3, "b": "x"}"#)]));
     assert_eq!(payload_fields(&wider), ["a:Int64", "b:Utf8"]);
 }
 
 #[test]
 fn a_conflicting_type_starts_a_new_schema_instead_of_dropping_values() {
     let mut d = json_decoder();
-    d.decode(&raw(&[Some(r#"{"a": 1}"#)])).unwrap();
-    let changed = d
-        .decode(&raw(&[Some(r#"{"a": {"nested": true}}"#)]))
-        .unwrap();
+    rows(&mut d, &raw(&[Some(r#"{"a": 1}"#)]));
+    let changed = rows(&mut d, &raw(&[Some(r#"{"a": {"nested": true}}"#)]));
     assert_eq!(payload_fields(&changed), ["a:Struct(\"nested\": Boolean)"]);
 }
 
 #[test]
-fn a_bad_record_is_named_by_offset() {
-    let mut d = json_decoder();
+fn a_bad_record_is_named_by_offset_when_failing_fast() {
+    let mut d = fail_fast_json_decoder();
     let e = d
         .decode(&raw(&[Some(r#"{"a": 1}"#), Some("[1, 2]")]))
         .unwrap_err()
@@ -64,5 +78,43 @@ fn a_bad_record_is_named_by_offset() {
     assert_eq!(
         e,
         "topic t partition 0 offset 11: is JSON but not an object; use \"format\": \"raw\" for such topics"
+    );
+}
+
+#[test]
+fn bad_records_become_dead_letters_and_the_rest_decodes() {
+    use arrow::array::AsArray;
+    let mut d = json_decoder();
+    let batch = raw(&[
+        Some(r#"{"a": 1}"#),
+        Some("[1, 2]"),
+        Some(r#"{"a": 2}"#),
+        Some("{broken"),
+    ]);
+    let decoded = d.decode(&batch).unwrap();
+    assert_eq!(decoded.offsets, [10, 12]);
+    assert_eq!(decoded.rows.unwrap().num_rows(), 2);
+    assert_eq!(decoded.dead_offsets, [11, 13]);
+    let dead = decoded.dead.unwrap();
+    let names: Vec<_> = dead
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names[METADATA_COLUMNS.len()..], DEAD_LETTER_COLUMNS);
+    let values = dead.column_by_name("value").unwrap().as_binary::<i32>();
+    assert_eq!(values.value(0), b"[1, 2]");
+    assert_eq!(values.value(1), b"{broken");
+    let errors = dead.column_by_name("error").unwrap().as_string::<i32>();
+    assert!(
+        errors.value(0).contains("not an object"),
+        "{}",
+        errors.value(0)
+    );
+    assert!(
+        errors.value(1).contains("not valid JSON"),
+        "{}",
+        errors.value(1)
     );
 }

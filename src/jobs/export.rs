@@ -2,7 +2,7 @@
 
 use super::RunContext;
 use crate::config::TopicConfig;
-use crate::decode::{DecodeError, Decoder};
+use crate::decode::{DecodeError, Decoded, Decoder};
 use crate::kafka;
 use crate::plan::{self, PlanError, TopicPlan};
 use crate::progress::{Progress, ProgressError};
@@ -44,6 +44,8 @@ pub struct TopicSummary {
     pub records: u64,
     pub files: u64,
     pub bytes: u64,
+    /// Records that could not be decoded, kept in `_dead_letters/`.
+    pub dead_letters: u64,
     pub seconds: f64,
     /// Offset ranges retention deleted before export (fail_on_data_loss false).
     pub lost: Vec<(i32, i64, i64)>,
@@ -96,9 +98,9 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
         let mut commits = TopicPartitionList::new();
         while let Some(raw) = reader.next_batch()? {
             let decoded = if raw.is_empty() {
-                None
+                Decoded::default()
             } else {
-                Some(decoder.decode(&raw)?)
+                decoder.decode(&raw)?
             };
             for sealed in writer.write(&raw, decoded, raw.last)? {
                 let (partition, next) = (sealed.partition, Offset::Offset(sealed.next_offset));
@@ -152,7 +154,11 @@ fn commit(
 ) -> Result<(), ProgressError> {
     let (partition, next_offset) = (sealed.partition, sealed.next_offset);
     for f in progress.commit(sealed)? {
-        summary.records += f.records;
+        if f.path.starts_with(crate::write::DEAD_LETTERS) {
+            summary.dead_letters += f.records;
+        } else {
+            summary.records += f.records;
+        }
         summary.files += 1;
         summary.bytes += f.bytes;
         tracing::info!(partition, path = %f.path, records = f.records, bytes = f.bytes, next_offset, "file written");

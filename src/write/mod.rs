@@ -10,6 +10,7 @@ mod layout;
 pub use layout::NULL_VALUE;
 
 use crate::config::{Compression, TopicConfig};
+use crate::decode::Decoded;
 use crate::read::RawBatch;
 use crate::sink::{ObjectWriter, Sink, SinkError};
 use arrow::array::{RecordBatch, UInt32Array};
@@ -21,6 +22,9 @@ use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The sink folder of records that could not be decoded, beside (not inside) topic folders.
+pub const DEAD_LETTERS: &str = "_dead_letters";
 
 /// Folders open at once in one segment; more seal it, which bounds memory for wide layouts.
 const MAX_OPEN_FILES: usize = 64;
@@ -92,7 +96,8 @@ impl OpenFile {
 
 struct Segment {
     start: i64,
-    schema: SchemaRef,
+    /// The data rows' schema; `None` while the segment holds only dead letters.
+    schema: Option<SchemaRef>,
     records: u64,
     files: BTreeMap<String, OpenFile>,
 }
@@ -146,37 +151,45 @@ impl TopicWriter {
         }
     }
 
-    /// Writes the decoded rows of `raw` (absent when it is empty) and returns the segments
-    /// sealed on the way. On the partition's last batch its open segment is sealed.
+    /// Writes the decoded rows and dead letters of `raw` and returns the segments sealed on
+    /// the way. On the partition's last batch its open segment is sealed. A dead letter goes
+    /// into the segment that covers its offset, so it is committed exactly once too.
     pub fn write(
         &mut self,
         raw: &RawBatch,
-        decoded: Option<RecordBatch>,
+        decoded: Decoded,
         last: bool,
     ) -> Result<Vec<Sealed>, WriteError> {
         let p = raw.partition;
         let mut done = Vec::new();
-        if let Some(batch) = decoded {
+        let mut dead = 0usize;
+        if let Some(batch) = &decoded.rows {
             let mut row = 0usize;
             while row < batch.num_rows() {
+                let here = decoded.offsets[row];
+                let schema = Some(batch.schema());
                 if self
                     .open
                     .get(&p)
-                    .is_some_and(|s| s.schema != batch.schema())
+                    .is_some_and(|s| s.schema.is_some() && s.schema != schema)
                 {
-                    done.push(self.seal(p, raw.offsets[row])?);
+                    dead = self.append_dead(p, &decoded, dead, here)?;
+                    done.push(self.seal(p, here)?);
                 }
                 let records = self.open.get(&p).map_or(0, |s| s.records);
                 let room = self.max_records.saturating_sub(records).max(1) as usize;
-                let take = room.min(batch.num_rows() - row);
-                let end = row + take;
-                self.append(p, &batch.slice(row, take), &raw.timestamps[row..end])?;
+                let end = row + room.min(batch.num_rows() - row);
+                let ts = &decoded.timestamps[row..end];
+                self.append(p, &batch.slice(row, end - row), ts)?;
                 row = end;
                 if row < batch.num_rows() {
-                    done.push(self.seal(p, raw.offsets[row])?);
+                    let next = decoded.offsets[row];
+                    dead = self.append_dead(p, &decoded, dead, next)?;
+                    done.push(self.seal(p, next)?);
                 }
             }
         }
+        self.append_dead(p, &decoded, dead, i64::MAX)?;
         self.covered.insert(p, raw.next_offset);
         let full = self.open.get(&p).is_some_and(|s| {
             s.records >= self.max_records
@@ -193,49 +206,86 @@ impl TopicWriter {
         Ok(done)
     }
 
+    /// Appends the dead letters from index `from` whose offsets are below `before`; returns
+    /// the index of the first one left.
+    fn append_dead(
+        &mut self,
+        p: i32,
+        decoded: &Decoded,
+        from: usize,
+        before: i64,
+    ) -> Result<usize, WriteError> {
+        let Some(dead) = &decoded.dead else {
+            return Ok(from);
+        };
+        let end = from
+            + decoded.dead_offsets[from..]
+                .iter()
+                .take_while(|o| **o < before)
+                .count();
+        if end > from {
+            let folder = format!("{DEAD_LETTERS}/{}/partition={p}", self.topic);
+            self.append_to(p, &folder, &dead.slice(from, end - from), None)?;
+        }
+        Ok(end)
+    }
+
     fn append(
         &mut self,
         p: i32,
         batch: &RecordBatch,
         timestamps: &[Option<i64>],
     ) -> Result<(), WriteError> {
-        let start = self.covered.get(&p).copied().unwrap_or(0);
-        let split = self.layout.split(p, timestamps, batch);
-        let segment = self.open.entry(p).or_insert_with(|| Segment {
-            start,
-            schema: batch.schema(),
-            records: 0,
-            files: BTreeMap::new(),
-        });
-        for (folder, rows) in split {
+        for (folder, rows) in self.layout.split(p, timestamps, batch) {
             let part = match rows {
                 None => batch.clone(),
                 Some(rows) => arrow::compute::take_record_batch(batch, &UInt32Array::from(rows))
                     .map_err(|e| parquet::errors::ParquetError::ArrowError(e.to_string()))
                     .map_err(|source| parquet_error(&self.topic, p, &folder, source))?,
             };
-            if !segment.files.contains_key(&folder) {
-                let path = file_path(&folder, &self.topic, p, segment.start);
-                let object = self.sink.create(path.clone())?;
-                let writer =
-                    ArrowWriter::try_new(object, segment.schema.clone(), Some(self.props.clone()))
-                        .map_err(|source| parquet_error(&self.topic, p, path.as_ref(), source))?;
-                let file = OpenFile {
-                    path,
-                    records: 0,
-                    writer,
-                };
-                segment.files.insert(folder.clone(), file);
-            }
-            let Some(file) = segment.files.get_mut(&folder) else {
-                continue;
+            self.append_to(p, &folder, &part, Some(batch.schema()))?;
+        }
+        Ok(())
+    }
+
+    /// Appends rows to the file of `folder` in the partition's open segment, opening either as
+    /// needed. `schema` is the segment's data schema (`None` for dead letters).
+    fn append_to(
+        &mut self,
+        p: i32,
+        folder: &str,
+        part: &RecordBatch,
+        schema: Option<SchemaRef>,
+    ) -> Result<(), WriteError> {
+        let start = self.covered.get(&p).copied().unwrap_or(0);
+        let segment = self.open.entry(p).or_insert_with(|| Segment {
+            start,
+            schema: schema.clone(),
+            records: 0,
+            files: BTreeMap::new(),
+        });
+        if segment.schema.is_none() {
+            segment.schema = schema;
+        }
+        if !segment.files.contains_key(folder) {
+            let path = file_path(folder, &self.topic, p, segment.start);
+            let object = self.sink.create(path.clone())?;
+            let writer = ArrowWriter::try_new(object, part.schema(), Some(self.props.clone()))
+                .map_err(|source| parquet_error(&self.topic, p, path.as_ref(), source))?;
+            let file = OpenFile {
+                path,
+                records: 0,
+                writer,
             };
+            segment.files.insert(folder.to_string(), file);
+        }
+        if let Some(file) = segment.files.get_mut(folder) {
             file.writer
-                .write(&part)
+                .write(part)
                 .map_err(|source| parquet_error(&self.topic, p, file.path.as_ref(), source))?;
             file.records += part.num_rows() as u64;
         }
-        segment.records += batch.num_rows() as u64;
+        segment.records += part.num_rows() as u64;
         Ok(())
     }
 
