@@ -91,7 +91,7 @@ fn stages_only(rt: &tokio::runtime::Runtime, format: &str, records: usize) -> f6
         std::sync::Arc::new(runner::sink::Sink::local(dir.path(), rt.handle().clone()).unwrap());
     let topic: runner::config::TopicConfig =
         serde_json::from_value(serde_json::json!({"topic": TOPIC, "format": format})).unwrap();
-    let mut decoder = runner::decode::Decoder::new(&topic);
+    let mut decoder = runner::decode::Decoder::new(&topic, None);
     let mut writer = runner::write::TopicWriter::new(sink.clone(), &topic, [(0, 0)].into());
     let rows = 8192;
     let started = Instant::now();

@@ -39,6 +39,7 @@ pub fn run(config_dir: &Path, args: &DemoArgs, rt: Handle) -> anyhow::Result<Exi
             ..config
         },
         sink: Arc::new(Sink::local(&out, rt)?),
+        registry: None,
         options: RunOptions::default(),
     };
     println!(

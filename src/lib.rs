@@ -16,5 +16,6 @@ pub mod logging;
 pub mod plan;
 pub mod progress;
 pub mod read;
+pub mod registry;
 pub mod sink;
 pub mod write;

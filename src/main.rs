@@ -8,6 +8,7 @@ use clap::Parser;
 use cli::{Cli, Command};
 use runner::config::Config;
 use runner::jobs::{self, RunContext, RunOptions, TopicOutcome};
+use runner::registry::Registry;
 use runner::sink::Sink;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -93,9 +94,11 @@ fn context(
     options: RunOptions,
 ) -> anyhow::Result<RunContext> {
     let sink = Sink::open(&config.sink, rt.handle().clone())?;
+    let registry = Registry::from_connections(&config.connections, rt.handle().clone())?;
     Ok(RunContext {
         config,
         sink: Arc::new(sink),
+        registry: registry.map(Arc::new),
         options,
     })
 }

@@ -203,6 +203,7 @@ fn azure_context(
     runner::jobs::RunContext {
         config,
         sink: std::sync::Arc::new(sink),
+        registry: None,
         options: local.options,
     }
 }

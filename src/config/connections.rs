@@ -19,6 +19,11 @@ pub struct Connections {
     pub sasl: Option<SaslConfig>,
     #[serde(default)]
     pub schema_registry_url: Option<String>,
+    /// Basic authentication for the Schema Registry (Confluent Cloud: API key and secret).
+    #[serde(default)]
+    pub schema_registry_username: Option<String>,
+    #[serde(default)]
+    pub schema_registry_password: Option<Secret>,
     #[serde(default)]
     pub azure_storage_account_name: Option<String>,
     #[serde(default)]

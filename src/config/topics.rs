@@ -54,6 +54,8 @@ pub enum Format {
     Raw,
     /// JSON objects; top-level fields become typed columns.
     Json,
+    /// Avro framed for the Confluent Schema Registry; top-level fields become typed columns.
+    Avro,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

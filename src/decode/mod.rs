@@ -2,12 +2,14 @@
 //! columns first, then the payload columns of the topic's format. A record that cannot be
 //! decoded becomes a dead-letter row (or fails the topic with `on_decode_error: fail`).
 
+mod avro;
 mod dead_letter;
 mod json;
 mod metadata;
 
 use crate::config::{Format, OnDecodeError, TopicConfig};
 use crate::read::RawBatch;
+use crate::registry::Registry;
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::datatypes::{Field, Schema};
 use std::sync::Arc;
@@ -19,7 +21,8 @@ pub use metadata::METADATA_COLUMNS;
 /// the dead-letter rows of those that did not, with their offsets.
 #[derive(Debug, Default)]
 pub struct Decoded {
-    pub rows: Option<RecordBatch>,
+    /// Consecutive pieces, each of one schema (a schema change inside a batch splits it).
+    pub rows: Vec<RecordBatch>,
     pub offsets: Vec<i64>,
     pub timestamps: Vec<Option<i64>>,
     pub dead: Option<RecordBatch>,
@@ -57,6 +60,7 @@ enum PayloadError {
 enum Payload {
     Raw,
     Json(json::JsonDecoder),
+    Avro(Box<avro::AvroDecoder>),
 }
 
 pub struct Decoder {
@@ -65,10 +69,12 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    pub fn new(topic: &TopicConfig) -> Self {
+    /// `registry` serves the formats framed for a Schema Registry.
+    pub fn new(topic: &TopicConfig, registry: Option<Arc<Registry>>) -> Self {
         let payload = match topic.format {
             Format::Raw => Payload::Raw,
             Format::Json => Payload::Json(json::JsonDecoder::default()),
+            Format::Avro => Payload::Avro(Box::new(avro::AvroDecoder::new(registry))),
         };
         Decoder {
             topic: topic.clone(),
@@ -84,10 +90,10 @@ impl Decoder {
         let mut current = batch.clone();
         let rows = loop {
             if current.is_empty() {
-                break None;
+                break Vec::new();
             }
             match self.decode_all(&current) {
-                Ok(rows) => break Some(rows),
+                Ok(rows) => break rows,
                 Err(PayloadError::Record { index, reason })
                     if self.topic.on_decode_error == OnDecodeError::DeadLetter =>
                 {
@@ -111,24 +117,51 @@ impl Decoder {
         })
     }
 
-    fn decode_all(&mut self, batch: &RawBatch) -> Result<RecordBatch, PayloadError> {
+    fn decode_all(&mut self, batch: &RawBatch) -> Result<Vec<RecordBatch>, PayloadError> {
         let increment = self.topic.offset_increment(batch.partition);
-        let (mut fields, mut columns) = metadata::columns(&self.topic.topic, batch, increment);
-        let (payload_fields, payload_columns) = match &mut self.payload {
-            Payload::Raw => (
-                vec![Field::new(
-                    "value",
-                    arrow::datatypes::DataType::Binary,
-                    true,
-                )],
-                vec![Arc::new(batch.values.clone()) as ArrayRef],
-            ),
-            Payload::Json(decoder) => decoder.decode(&batch.values)?,
+        let (fields, columns) = metadata::columns(&self.topic.topic, batch, increment);
+        let payload = match &mut self.payload {
+            Payload::Raw => {
+                let field = Field::new("value", arrow::datatypes::DataType::Binary, true);
+                let column = Arc::new(batch.values.clone()) as ArrayRef;
+                vec![(vec![field], vec![column])]
+            }
+            Payload::Json(decoder) => vec![decoder.decode(&batch.values)?],
+            Payload::Avro(decoder) => decoder
+                .decode(&batch.values)?
+                .into_iter()
+                .map(|b| {
+                    let fields = b
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.as_ref().clone())
+                        .collect();
+                    (fields, b.columns().to_vec())
+                })
+                .collect(),
         };
-        fields.extend(payload_fields);
-        columns.extend(payload_columns);
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-            .map_err(|e| PayloadError::Batch(e.to_string()))
+        let mut pieces = Vec::with_capacity(payload.len());
+        let mut row = 0;
+        for (payload_fields, payload_columns) in payload {
+            let rows = payload_columns.first().map_or(0, |c| c.len());
+            let mut all_fields = fields.clone();
+            all_fields.extend(payload_fields);
+            let mut all_columns: Vec<ArrayRef> =
+                columns.iter().map(|c| c.slice(row, rows)).collect();
+            all_columns.extend(payload_columns);
+            let piece = RecordBatch::try_new(Arc::new(Schema::new(all_fields)), all_columns)
+                .map_err(|e| PayloadError::Batch(e.to_string()))?;
+            pieces.push(piece);
+            row += rows;
+        }
+        if row != batch.len() {
+            return Err(PayloadError::Batch(format!(
+                "decoded {row} rows from {} records",
+                batch.len()
+            )));
+        }
+        Ok(pieces)
     }
 
     fn error(&self, batch: &RawBatch, e: PayloadError) -> DecodeError {

@@ -22,6 +22,7 @@ fn raw(values: &[Option<&str>]) -> RawBatch {
 fn json_decoder() -> Decoder {
     Decoder::new(
         &serde_json::from_value(serde_json::json!({"topic": "t", "format": "json"})).unwrap(),
+        None,
     )
 }
 
@@ -31,6 +32,7 @@ fn fail_fast_json_decoder() -> Decoder {
             serde_json::json!({"topic": "t", "format": "json", "on_decode_error": "fail"}),
         )
         .unwrap(),
+        None,
     )
 }
 
@@ -38,7 +40,8 @@ fn fail_fast_json_decoder() -> Decoder {
 fn rows(d: &mut Decoder, batch: &RawBatch) -> RecordBatch {
     let decoded = d.decode(batch).unwrap();
     assert!(decoded.dead.is_none());
-    decoded.rows.unwrap()
+    assert_eq!(decoded.rows.len(), 1);
+    decoded.rows.into_iter().next().unwrap()
 }
 
 fn payload_fields(batch: &RecordBatch) -> Vec<String> {
@@ -93,7 +96,7 @@ fn bad_records_become_dead_letters_and_the_rest_decodes() {
     ]);
     let decoded = d.decode(&batch).unwrap();
     assert_eq!(decoded.offsets, [10, 12]);
-    assert_eq!(decoded.rows.unwrap().num_rows(), 2);
+    assert_eq!(decoded.rows[0].num_rows(), 2);
     assert_eq!(decoded.dead_offsets, [11, 13]);
     let dead = decoded.dead.unwrap();
     let names: Vec<_> = dead

@@ -93,7 +93,7 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
         let options = &ctx.options;
         let mut reader =
             BoundedReader::start(consumer, &plan, options.batch_rows, options.stall_timeout)?;
-        let mut decoder = Decoder::new(topic);
+        let mut decoder = Decoder::new(topic, ctx.registry.clone());
         let mut writer = TopicWriter::new(ctx.sink.clone(), topic, starts);
         let mut commits = TopicPartitionList::new();
         while let Some(raw) = reader.next_batch()? {

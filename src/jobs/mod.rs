@@ -36,6 +36,8 @@ impl Default for RunOptions {
 pub struct RunContext {
     pub config: Config,
     pub sink: Arc<Sink>,
+    /// The Schema Registry of connections.json, for the avro and protobuf formats.
+    pub registry: Option<Arc<crate::registry::Registry>>,
     pub options: RunOptions,
 }
 

@@ -163,10 +163,11 @@ impl TopicWriter {
         let p = raw.partition;
         let mut done = Vec::new();
         let mut dead = 0usize;
-        if let Some(batch) = &decoded.rows {
+        let mut base = 0usize;
+        for batch in &decoded.rows {
             let mut row = 0usize;
             while row < batch.num_rows() {
-                let here = decoded.offsets[row];
+                let here = decoded.offsets[base + row];
                 let schema = Some(batch.schema());
                 if self
                     .open
@@ -179,15 +180,16 @@ impl TopicWriter {
                 let records = self.open.get(&p).map_or(0, |s| s.records);
                 let room = self.max_records.saturating_sub(records).max(1) as usize;
                 let end = row + room.min(batch.num_rows() - row);
-                let ts = &decoded.timestamps[row..end];
+                let ts = &decoded.timestamps[base + row..base + end];
                 self.append(p, &batch.slice(row, end - row), ts)?;
                 row = end;
                 if row < batch.num_rows() {
-                    let next = decoded.offsets[row];
+                    let next = decoded.offsets[base + row];
                     dead = self.append_dead(p, &decoded, dead, next)?;
                     done.push(self.seal(p, next)?);
                 }
             }
+            base += batch.num_rows();
         }
         self.append_dead(p, &decoded, dead, i64::MAX)?;
         self.covered.insert(p, raw.next_offset);

@@ -41,6 +41,7 @@ pub fn context(bootstrap: &str, out: &Path, rt: &tokio::runtime::Runtime) -> Run
             topics: Vec::new(),
         },
         sink: Arc::new(Sink::local(out, rt.handle().clone()).expect("sink")),
+        registry: None,
         options: RunOptions {
             concurrency: 2,
             batch_rows: 1000,

@@ -1,0 +1,150 @@
+//! Avro framed for the Confluent Schema Registry (magic byte 0, a 4-byte big-endian schema id,
+//! the Avro body) straight into Arrow columns with arrow-avro. Top-level record fields become
+//! columns; nested records, arrays, maps, enums and logical types keep their Arrow types.
+//! Writer schemas are fetched by id from the registry once per process.
+
+use super::PayloadError;
+use crate::registry::{Registry, RegistryError, SchemaType};
+use arrow::array::{Array, BinaryArray, RecordBatch};
+use arrow_avro::reader::{Decoder, ReaderBuilder};
+use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub struct AvroDecoder {
+    registry: Option<Arc<Registry>>,
+    /// Writer schemas by id, as seen so far.
+    schemas: BTreeMap<u32, AvroSchema>,
+    /// Built for the schemas above and a batch size; dropped after an error or a new id.
+    decoder: Option<(Decoder, usize)>,
+}
+
+impl AvroDecoder {
+    pub fn new(registry: Option<Arc<Registry>>) -> Self {
+        AvroDecoder {
+            registry,
+            schemas: BTreeMap::new(),
+            decoder: None,
+        }
+    }
+
+    /// Decodes every record; consecutive records of one schema form one piece.
+    pub fn decode(&mut self, values: &BinaryArray) -> Result<Vec<RecordBatch>, PayloadError> {
+        for index in 0..values.len() {
+            self.check_framing(values, index)?;
+        }
+        let rows = values.len().max(1);
+        if self.decoder.as_ref().is_none_or(|(_, size)| *size < rows) {
+            self.decoder = Some((self.build(rows)?, rows));
+        }
+        let result = self.decode_all(values);
+        if result.is_err() {
+            // The decoder may hold part of a record; start the next attempt afresh.
+            self.decoder = None;
+        }
+        result
+    }
+
+    fn decode_all(&mut self, values: &BinaryArray) -> Result<Vec<RecordBatch>, PayloadError> {
+        let Some((decoder, size)) = self.decoder.as_mut() else {
+            return Err(PayloadError::Batch("the Avro decoder is missing".into()));
+        };
+        let size = *size;
+        let mut pieces = Vec::new();
+        for index in 0..values.len() {
+            let record_error = |reason: String| PayloadError::Record { index, reason };
+            let message = values.value(index);
+            let held = size - decoder.capacity();
+            let mut read = decoder
+                .decode(message)
+                .map_err(|e| record_error(format!("not valid Avro for its schema: {e}")))?;
+            let mut expected = held + 1;
+            if read < message.len() && decoder.batch_is_full() {
+                // A new schema id: arrow-avro ends the piece before the record's body.
+                pieces.extend(flush(decoder)?);
+                read += decoder
+                    .decode(&message[read..])
+                    .map_err(|e| record_error(format!("not valid Avro for its schema: {e}")))?;
+                expected = 1;
+            }
+            if read != message.len() || size - decoder.capacity() != expected {
+                return Err(record_error(format!(
+                    "Avro body of {} bytes is truncated or has {} bytes left over",
+                    message.len(),
+                    message.len().saturating_sub(read)
+                )));
+            }
+        }
+        pieces.extend(flush(decoder)?);
+        Ok(pieces)
+    }
+
+    /// Magic byte, length and a known Avro schema id; fetches new ids from the registry.
+    fn check_framing(&mut self, values: &BinaryArray, index: usize) -> Result<(), PayloadError> {
+        let record_error = |reason: String| PayloadError::Record { index, reason };
+        if values.is_null(index) {
+            return Err(record_error(
+                "null value (a tombstone): there is no Avro record to decode".into(),
+            ));
+        }
+        let message = values.value(index);
+        if message.len() < 5 {
+            return Err(record_error(format!(
+                "{} bytes, shorter than the 5-byte Schema Registry header",
+                message.len()
+            )));
+        }
+        if message[0] != 0 {
+            return Err(record_error(format!(
+                "magic byte is 0x{:02x}, not 0x00: not framed for the Confluent Schema Registry",
+                message[0]
+            )));
+        }
+        let id = u32::from_be_bytes([message[1], message[2], message[3], message[4]]);
+        if self.schemas.contains_key(&id) {
+            return Ok(());
+        }
+        let Some(registry) = &self.registry else {
+            return Err(PayloadError::Batch(
+                RegistryError::NotConfigured.to_string(),
+            ));
+        };
+        let schema = registry.schema(id).map_err(|e| {
+            if e.is_about_the_record() {
+                record_error(e.to_string())
+            } else {
+                PayloadError::Batch(e.to_string())
+            }
+        })?;
+        if schema.schema_type != SchemaType::Avro {
+            return Err(record_error(format!(
+                "schema id {id} is a {:?} schema, not Avro; set the topic's format to match",
+                schema.schema_type
+            )));
+        }
+        self.schemas
+            .insert(id, AvroSchema::new(schema.schema.clone()));
+        self.decoder = None;
+        Ok(())
+    }
+
+    fn build(&self, rows: usize) -> Result<Decoder, PayloadError> {
+        let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
+        for (id, schema) in &self.schemas {
+            store
+                .set(Fingerprint::Id(*id), schema.clone())
+                .map_err(|e| PayloadError::Batch(format!("schema id {id}: {e}")))?;
+        }
+        ReaderBuilder::new()
+            .with_writer_schema_store(store)
+            .with_batch_size(rows)
+            .build_decoder()
+            .map_err(|e| PayloadError::Batch(format!("cannot map the Avro schemas to Arrow: {e}")))
+    }
+}
+
+fn flush(decoder: &mut Decoder) -> Result<Option<RecordBatch>, PayloadError> {
+    decoder
+        .flush()
+        .map_err(|e| PayloadError::Batch(format!("cannot finish the Avro batch: {e}")))
+}

@@ -1,0 +1,160 @@
+//! The Confluent Schema Registry: a client that fetches schemas by id (cached for the process,
+//! retried with backoff) and, for tests and the demo, a registry served in-process.
+
+mod server;
+
+pub use schema_registry_converter::schema_registry_common::{RegisteredSchema, SchemaType};
+pub use server::EmbeddedRegistry;
+
+use crate::config::Connections;
+use schema_registry_converter::async_impl::schema_registry::{self as sr, SrSettings};
+use schema_registry_converter::schema_registry_common::SuppliedSchema;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::runtime::Handle;
+
+/// Attempts of one lookup when the registry answers with a retriable error or not at all.
+const ATTEMPTS: u32 = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(
+        "the topic's format needs a Schema Registry; set schema_registry_url in connections.json"
+    )]
+    NotConfigured,
+    #[error(
+        "Schema Registry {url}: cannot be used ({reason}); check schema_registry_url and its credentials in connections.json"
+    )]
+    Settings { url: String, reason: String },
+    #[error(
+        "Schema Registry {url} is unreachable after {ATTEMPTS} attempts ({reason}); check schema_registry_url, the network and the credentials. No record was set aside; rerun when it answers"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error("Schema Registry {url} has no schema with id {id} ({reason})")]
+    UnknownId {
+        url: String,
+        id: u32,
+        reason: String,
+    },
+    #[error("Schema Registry {url}: cannot register under subject {subject}: {reason}")]
+    Register {
+        url: String,
+        subject: String,
+        reason: String,
+    },
+}
+
+impl RegistryError {
+    /// True when the record named the problem (an id the registry does not know), false when
+    /// the registry itself failed and nothing can be concluded about the record.
+    pub fn is_about_the_record(&self) -> bool {
+        matches!(self, RegistryError::UnknownId { .. })
+    }
+}
+
+pub struct Registry {
+    url: String,
+    settings: SrSettings,
+    cache: Mutex<HashMap<u32, Arc<RegisteredSchema>>>,
+    rt: Handle,
+}
+
+impl Registry {
+    /// The registry of connections.json, if one is configured.
+    pub fn from_connections(
+        c: &Connections,
+        rt: Handle,
+    ) -> Result<Option<Registry>, RegistryError> {
+        let Some(url) = c.schema_registry_url.as_deref().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let mut builder = SrSettings::new_builder(url.to_string());
+        builder.set_timeout(Duration::from_secs(10));
+        if let Some(user) = &c.schema_registry_username {
+            let password = c.schema_registry_password.as_ref().map(|p| p.expose());
+            builder.set_basic_authorization(user, password);
+        }
+        let settings = builder.build().map_err(|e| RegistryError::Settings {
+            url: url.to_string(),
+            reason: e.error,
+        })?;
+        Ok(Some(Registry {
+            url: url.to_string(),
+            settings,
+            cache: Mutex::new(HashMap::new()),
+            rt,
+        }))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The schema with this id, from the cache or the registry.
+    pub fn schema(&self, id: u32) -> Result<Arc<RegisteredSchema>, RegistryError> {
+        if let Some(found) = self.cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
+            return Ok(found);
+        }
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        let schema = loop {
+            match self.rt.block_on(sr::get_schema_by_id(id, &self.settings)) {
+                Ok(schema) => break schema,
+                Err(e) if e.retriable && attempt < ATTEMPTS => {
+                    tracing::warn!(id, attempt, error = %e.error, "Schema Registry lookup failed; retrying");
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(e) if e.retriable => {
+                    return Err(RegistryError::Unreachable {
+                        url: self.url.clone(),
+                        reason: reason(&e),
+                    });
+                }
+                Err(e) => {
+                    return Err(RegistryError::UnknownId {
+                        url: self.url.clone(),
+                        id,
+                        reason: reason(&e),
+                    });
+                }
+            }
+        };
+        let schema = Arc::new(schema);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(id, schema.clone());
+        }
+        Ok(schema)
+    }
+
+    /// Registers a schema under a subject (or finds it there) and returns its id.
+    pub fn register(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        schema: &str,
+    ) -> Result<u32, RegistryError> {
+        let supplied = SuppliedSchema::new(None, schema_type, schema.to_string());
+        self.rt
+            .block_on(sr::post_schema(
+                &self.settings,
+                subject.to_string(),
+                supplied,
+            ))
+            .map(|r| r.id)
+            .map_err(|e| RegistryError::Register {
+                url: self.url.clone(),
+                subject: subject.to_string(),
+                reason: reason(&e),
+            })
+    }
+}
+
+fn reason(e: &schema_registry_converter::error::SRCError) -> String {
+    match &e.cause {
+        Some(cause) => format!("{}: {cause}", e.error),
+        None => e.error.clone(),
+    }
+}

@@ -1,0 +1,186 @@
+//! A Schema Registry served in-process for tests and the demo: the Confluent REST subset that
+//! runner and common producers use (register under a subject, get by id, versions of a
+//! subject). Production points `schema_registry_url` at a real registry.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use tokio::runtime::Handle;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    subject: String,
+    version: u32,
+    id: u32,
+    schema: String,
+    schema_type: String,
+}
+
+#[derive(Default)]
+struct Schemas {
+    entries: Vec<Entry>,
+    next_id: u32,
+}
+
+type Shared = Arc<Mutex<Schemas>>;
+
+/// The registry's address and the task serving it; the task ends when this is dropped.
+pub struct EmbeddedRegistry {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EmbeddedRegistry {
+    /// Serves on a free port of 127.0.0.1.
+    pub fn start(rt: &Handle) -> std::io::Result<EmbeddedRegistry> {
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let state: Shared = Arc::new(Mutex::new(Schemas {
+            entries: Vec::new(),
+            next_id: 1,
+        }));
+        let app = Router::new()
+            .route("/subjects", get(subjects))
+            .route("/subjects/{subject}/versions", post(register).get(versions))
+            .route("/subjects/{subject}/versions/{version}", get(version))
+            .route("/schemas/ids/{id}", get(by_id))
+            .with_state(state);
+        let task = rt.spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the embedded Schema Registry stopped");
+            }
+        });
+        Ok(EmbeddedRegistry { url, task })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for EmbeddedRegistry {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn not_found(code: u32, message: &str) -> Response {
+    let body = json!({"error_code": code, "message": message});
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Register {
+    schema: String,
+    #[serde(default)]
+    schema_type: Option<String>,
+}
+
+async fn register(
+    State(state): State<Shared>,
+    Path(subject): Path<String>,
+    Json(body): Json<Register>,
+) -> Response {
+    let schema_type = body.schema_type.unwrap_or_else(|| "AVRO".to_string());
+    let Ok(mut s) = state.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let same = |e: &Entry| e.schema == body.schema && e.schema_type == schema_type;
+    if let Some(e) = s.entries.iter().find(|e| e.subject == subject && same(e)) {
+        return Json(json!({"id": e.id})).into_response();
+    }
+    // The same schema under another subject keeps its id, as in Confluent's registry.
+    let id = match s.entries.iter().find(|e| same(e)) {
+        Some(e) => e.id,
+        None => {
+            s.next_id += 1;
+            s.next_id - 1
+        }
+    };
+    let version = s.entries.iter().filter(|e| e.subject == subject).count() as u32 + 1;
+    s.entries.push(Entry {
+        subject,
+        version,
+        id,
+        schema: body.schema,
+        schema_type,
+    });
+    Json(json!({"id": id})).into_response()
+}
+
+fn describe(e: &Entry) -> Value {
+    let mut v = json!({"subject": e.subject, "version": e.version, "id": e.id, "schema": e.schema});
+    if e.schema_type != "AVRO" {
+        v["schemaType"] = json!(e.schema_type);
+    }
+    v
+}
+
+async fn by_id(State(state): State<Shared>, Path(id): Path<u32>) -> Response {
+    let Ok(s) = state.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    match s.entries.iter().find(|e| e.id == id) {
+        Some(e) => {
+            let mut v = json!({"schema": e.schema});
+            if e.schema_type != "AVRO" {
+                v["schemaType"] = json!(e.schema_type);
+            }
+            Json(v).into_response()
+        }
+        None => not_found(40403, "Schema not found"),
+    }
+}
+
+async fn subjects(State(state): State<Shared>) -> Response {
+    let Ok(s) = state.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut names: Vec<&str> = s.entries.iter().map(|e| e.subject.as_str()).collect();
+    names.sort();
+    names.dedup();
+    Json(json!(names)).into_response()
+}
+
+async fn versions(State(state): State<Shared>, Path(subject): Path<String>) -> Response {
+    let Ok(s) = state.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let versions: Vec<u32> = s
+        .entries
+        .iter()
+        .filter(|e| e.subject == subject)
+        .map(|e| e.version)
+        .collect();
+    if versions.is_empty() {
+        return not_found(40401, "Subject not found");
+    }
+    Json(json!(versions)).into_response()
+}
+
+async fn version(
+    State(state): State<Shared>,
+    Path((subject, version)): Path<(String, String)>,
+) -> Response {
+    let Ok(s) = state.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let of_subject = s.entries.iter().filter(|e| e.subject == subject);
+    let found = match version.as_str() {
+        "latest" => of_subject.max_by_key(|e| e.version),
+        v => {
+            let wanted: u32 = v.parse().unwrap_or(0);
+            of_subject.into_iter().find(|e| e.version == wanted)
+        }
+    };
+    match found {
+        Some(e) => Json(describe(e)).into_response(),
+        None => not_found(40402, "Version not found"),
+    }
+}

@@ -1,0 +1,272 @@
+//! Avro framed for the Schema Registry, end to end: the in-process registry, the mock cluster,
+//! typed Parquet read back value by value, schema versions and dead letters.
+
+mod common;
+
+use apache_avro::types::Value;
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Float64Type, Int64Type};
+use common::*;
+use runner::embedded::{EmbeddedKafka, Record};
+use runner::registry::{EmbeddedRegistry, Registry, SchemaType};
+use std::sync::Arc;
+
+const V1: &str = r#"{
+  "type": "record", "name": "Payment", "namespace": "bank",
+  "fields": [
+    {"name": "id", "type": "long"},
+    {"name": "account", "type": "string"},
+    {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+    {"name": "rate", "type": "double"},
+    {"name": "settled", "type": "boolean"},
+    {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["NEW", "DONE"]}},
+    {"name": "tags", "type": {"type": "array", "items": "string"}},
+    {"name": "limits", "type": {"type": "map", "values": "long"}},
+    {"name": "note", "type": ["null", "string"], "default": null},
+    {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+    {"name": "address", "type": {"type": "record", "name": "Address",
+      "fields": [{"name": "city", "type": "string"}]}}
+  ]
+}"#;
+
+fn v2() -> String {
+    V1.replacen(
+        r#"{"name": "id", "type": "long"},"#,
+        r#"{"name": "id", "type": "long"}, {"name": "channel", "type": ["null", "string"], "default": null},"#,
+        1,
+    )
+}
+
+fn payment(i: i64, with_channel: bool) -> Vec<(String, Value)> {
+    let mut fields = vec![("id".to_string(), Value::Long(i))];
+    if with_channel {
+        fields.push((
+            "channel".into(),
+            Value::Union(1, Box::new(Value::String("web".into()))),
+        ));
+    }
+    let cents = (i * 101) as i128;
+    fields.extend([
+        ("account".to_string(), Value::String(format!("ACC{i:03}"))),
+        (
+            "amount".into(),
+            Value::Decimal(apache_avro::Decimal::from(cents.to_be_bytes().to_vec())),
+        ),
+        ("rate".into(), Value::Double(i as f64 / 8.0)),
+        ("settled".into(), Value::Boolean(i % 2 == 0)),
+        (
+            "status".into(),
+            Value::Enum((i % 2) as u32, ["NEW", "DONE"][(i % 2) as usize].into()),
+        ),
+        (
+            "tags".into(),
+            Value::Array((0..i % 3).map(|t| Value::String(format!("t{t}"))).collect()),
+        ),
+        (
+            "limits".into(),
+            Value::Map([("daily".to_string(), Value::Long(i * 10))].into()),
+        ),
+        (
+            "note".into(),
+            if i % 4 == 0 {
+                Value::Union(0, Box::new(Value::Null))
+            } else {
+                Value::Union(1, Box::new(Value::String(format!("n{i}"))))
+            },
+        ),
+        ("at".into(), Value::TimestampMillis(1_795_384_800_000 + i)),
+        ("day".into(), Value::Date(20_000 + i as i32)),
+        (
+            "address".into(),
+            Value::Record(vec![("city".into(), Value::String(format!("city{i}")))]),
+        ),
+    ]);
+    fields
+}
+
+fn framed(id: u32, schema: &apache_avro::Schema, fields: Vec<(String, Value)>) -> Vec<u8> {
+    let mut bytes = vec![0u8];
+    bytes.extend(id.to_be_bytes());
+    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+        .build()
+        .unwrap();
+    bytes.extend(writer.write_value_to_vec(Value::Record(fields)).unwrap());
+    bytes
+}
+
+fn record(value: Vec<u8>) -> Record {
+    Record {
+        partition: Some(0),
+        value: Some(value),
+        ..Default::default()
+    }
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a Arc<dyn Array> {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name} in {:?}", batch.schema()))
+}
+
+#[test]
+fn framed_avro_becomes_typed_columns_across_schema_versions_with_bad_records_set_aside() {
+    let rt = runtime();
+    let server = EmbeddedRegistry::start(rt.handle()).unwrap();
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("payments", 1).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    ctx.config.connections.schema_registry_url = Some(server.url().to_string());
+    let registry = Registry::from_connections(&ctx.config.connections, rt.handle().clone())
+        .unwrap()
+        .unwrap();
+    let id1 = registry
+        .register("payments-value", SchemaType::Avro, V1)
+        .unwrap();
+    let id2 = registry
+        .register("payments-value", SchemaType::Avro, &v2())
+        .unwrap();
+    assert_ne!(id1, id2);
+    ctx.registry = Some(Arc::new(registry));
+    let s1 = apache_avro::Schema::parse_str(V1).unwrap();
+    let s2 = apache_avro::Schema::parse_str(&v2()).unwrap();
+
+    // Offsets 0-9: v1; 10: wrong magic; 11: unknown id; 12: truncated; 13-22: v2; 23: v1 again.
+    let mut values: Vec<Vec<u8>> = (0..10)
+        .map(|i| framed(id1, &s1, payment(i, false)))
+        .collect();
+    let good = framed(id1, &s1, payment(99, false));
+    values.push([&[1u8][..], &good[1..]].concat());
+    values.push([&[0u8, 0, 0, 3, 231][..], &good[5..]].concat());
+    values.push(good[..good.len() - 3].to_vec());
+    values.extend((13..23).map(|i| framed(id2, &s2, payment(i, true))));
+    values.push(framed(id1, &s1, payment(23, false)));
+    kafka
+        .produce("payments", values.into_iter().map(record))
+        .unwrap();
+
+    let t = topic(serde_json::json!({"topic": "payments", "format": "avro"}));
+    let outcomes = run(&ctx, &[t]);
+    let summary = outcomes[0].result.as_ref().unwrap();
+    assert_eq!((summary.records, summary.dead_letters), (21, 3));
+
+    let mut ids = Vec::new();
+    for batch in &batches(out.path(), "payments") {
+        let id = column(batch, "id").as_primitive::<Int64Type>();
+        let offsets = column(batch, "kafka_offset").as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            let i = id.value(row);
+            assert_eq!(offsets.value(row), i, "record {i} at its own offset");
+            ids.push(i);
+            let amount = column(batch, "amount");
+            assert_eq!(amount.data_type(), &DataType::Decimal128(10, 2));
+            assert_eq!(
+                amount.as_primitive::<Decimal128Type>().value(row),
+                (i * 101) as i128
+            );
+            let account = arrow::compute::cast(column(batch, "account"), &DataType::Utf8).unwrap();
+            assert_eq!(account.as_string::<i32>().value(row), format!("ACC{i:03}"));
+            assert_eq!(
+                column(batch, "rate")
+                    .as_primitive::<Float64Type>()
+                    .value(row),
+                i as f64 / 8.0
+            );
+            assert_eq!(column(batch, "settled").as_boolean().value(row), i % 2 == 0);
+            let status = arrow::compute::cast(column(batch, "status"), &DataType::Utf8).unwrap();
+            assert_eq!(
+                status.as_string::<i32>().value(row),
+                ["NEW", "DONE"][(i % 2) as usize]
+            );
+            let tags = column(batch, "tags").as_list::<i32>().value(row);
+            assert_eq!(
+                tags.len() as i64,
+                i % 3,
+                "record {i}: tags (empty arrays included)"
+            );
+            let note = column(batch, "note");
+            assert_eq!(note.is_null(row), i % 4 == 0, "record {i}: nullable union");
+            let day = column(batch, "day").as_primitive::<Date32Type>().value(row);
+            assert_eq!(day, 20_000 + i as i32);
+            let at = column(batch, "at");
+            assert!(matches!(
+                at.data_type(),
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, _)
+            ));
+            assert!(matches!(
+                column(batch, "limits").data_type(),
+                DataType::Map(..)
+            ));
+            let address = column(batch, "address").as_struct();
+            let city =
+                arrow::compute::cast(address.column_by_name("city").unwrap(), &DataType::Utf8)
+                    .unwrap();
+            assert_eq!(city.as_string::<i32>().value(row), format!("city{i}"));
+            let has_channel = batch.column_by_name("channel").is_some();
+            assert_eq!(
+                has_channel,
+                (13..23).contains(&i),
+                "record {i}: schema version"
+            );
+        }
+    }
+    ids.sort();
+    let want: Vec<i64> = (0..10).chain(13..24).collect();
+    assert_eq!(ids, want);
+
+    let dead_dir = out.path().join("_dead_letters");
+    let mut dead = offsets_of(&batches(&dead_dir, "payments"));
+    dead.sort();
+    assert_eq!(dead, [(0, 10), (0, 11), (0, 12)]);
+    let errors = column_strings(&dead_dir, "payments", "error");
+    assert!(
+        errors[0].as_deref().unwrap().contains("magic byte is 0x01"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1]
+            .as_deref()
+            .unwrap()
+            .contains("no schema with id 999"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[2].as_deref().unwrap().contains("truncated"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn an_unreachable_registry_fails_the_topic_and_sets_nothing_aside() {
+    let rt = runtime();
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("payments", 1).unwrap();
+    let s1 = apache_avro::Schema::parse_str(V1).unwrap();
+    kafka
+        .produce("payments", [record(framed(1, &s1, payment(1, false)))])
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    ctx.config.connections.schema_registry_url = Some(format!("http://{closed}"));
+    let registry = Registry::from_connections(&ctx.config.connections, rt.handle().clone());
+    ctx.registry = registry.unwrap().map(Arc::new);
+    let t = topic(serde_json::json!({"topic": "payments", "format": "avro"}));
+    let outcomes = runner::jobs::run_once(&ctx, &[t]);
+    let error = outcomes[0]
+        .result
+        .as_ref()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("is unreachable after 4 attempts"), "{error}");
+    assert!(error.contains(&format!("http://{closed}")), "{error}");
+    assert!(
+        parquet_files(out.path()).is_empty(),
+        "nothing written, nothing set aside"
+    );
+}
