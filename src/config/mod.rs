@@ -72,7 +72,10 @@ impl Config {
         let mut connections: Connections = load_json(&connections_file)?;
         connections.validate(&connections_file)?;
         let sink = crate::sink::SinkConfig::from_connections(&connections, &connections_file, dir)?;
-        let topics: Vec<TopicConfig> = load_json(&topics_file)?;
+        let mut topics: Vec<TopicConfig> = load_json(&topics_file)?;
+        for topic in &mut topics {
+            topic.schema_file = topic.schema_file.as_ref().map(|f| dir.join(f));
+        }
         topics::validate_all(&topics, &topics_file)?;
         connections.resolve_paths(dir);
         Ok(Config {

@@ -26,6 +26,12 @@ pub struct TopicConfig {
     pub offset_increment: Option<PartitionMap<i64>>,
     #[serde(default)]
     pub format: Format,
+    /// For unframed protobuf: a `.proto` file or a descriptor set, relative to topics.json.
+    #[serde(default)]
+    pub schema_file: Option<std::path::PathBuf>,
+    /// For unframed protobuf: the message type's full name, e.g. `bank.Transaction`.
+    #[serde(default)]
+    pub message: Option<String>,
     #[serde(default)]
     pub compression: Compression,
     /// A record that cannot be decoded: kept as a dead letter, or fails the topic.
@@ -56,6 +62,8 @@ pub enum Format {
     Json,
     /// Avro framed for the Confluent Schema Registry; top-level fields become typed columns.
     Avro,
+    /// Protobuf framed for the Schema Registry, or unframed with `schema_file` and `message`.
+    Protobuf,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -141,6 +149,35 @@ impl TopicConfig {
                         format!("{offset} is negative; offsets start at 0"),
                     ));
                 }
+            }
+        }
+        match (&self.schema_file, &self.message, self.format) {
+            (None, None, _) => {}
+            (Some(schema), Some(_), Format::Protobuf) => {
+                if !schema.is_file() {
+                    return Err(ConfigError::invalid(
+                        file,
+                        field("schema_file"),
+                        format!(
+                            "{} does not exist; paths are relative to topics.json",
+                            schema.display()
+                        ),
+                    ));
+                }
+            }
+            (Some(_), None, Format::Protobuf) | (None, Some(_), Format::Protobuf) => {
+                return Err(ConfigError::invalid(
+                    file,
+                    field("schema_file"),
+                    "unframed protobuf needs both schema_file (.proto or descriptor set) and message (its full name); for Schema Registry framing set neither",
+                ));
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    file,
+                    field("schema_file"),
+                    "schema_file and message apply to format protobuf only",
+                ));
             }
         }
         if self.max_records_per_file == 0 || self.max_bytes_per_file < 1024 {

@@ -6,6 +6,8 @@ mod avro;
 mod dead_letter;
 mod json;
 mod metadata;
+mod proto_arrow;
+mod protobuf;
 
 use crate::config::{Format, OnDecodeError, TopicConfig};
 use crate::read::RawBatch;
@@ -61,6 +63,7 @@ enum Payload {
     Raw,
     Json(json::JsonDecoder),
     Avro(Box<avro::AvroDecoder>),
+    Protobuf(Box<protobuf::ProtobufDecoder>),
 }
 
 pub struct Decoder {
@@ -75,6 +78,10 @@ impl Decoder {
             Format::Raw => Payload::Raw,
             Format::Json => Payload::Json(json::JsonDecoder::default()),
             Format::Avro => Payload::Avro(Box::new(avro::AvroDecoder::new(registry))),
+            Format::Protobuf => {
+                let fixed = topic.schema_file.clone().zip(topic.message.clone());
+                Payload::Protobuf(Box::new(protobuf::ProtobufDecoder::new(registry, fixed)))
+            }
         };
         Decoder {
             topic: topic.clone(),
@@ -140,6 +147,7 @@ impl Decoder {
                     (fields, b.columns().to_vec())
                 })
                 .collect(),
+            Payload::Protobuf(decoder) => decoder.decode(&batch.values)?,
         };
         let mut pieces = Vec::with_capacity(payload.len());
         let mut row = 0;
