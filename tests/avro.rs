@@ -270,3 +270,75 @@ fn an_unreachable_registry_fails_the_topic_and_sets_nothing_aside() {
         "nothing written, nothing set aside"
     );
 }
+
+#[test]
+fn a_union_of_several_types_becomes_a_struct_with_one_field_per_member() {
+    const UNIONS: &str = r#"{"type": "record", "name": "U", "fields": [
+      {"name": "id", "type": "long"},
+      {"name": "choice", "type": ["int", "string"]},
+      {"name": "maybe", "type": ["null", "long", "string"]}
+    ]}"#;
+    let rt = runtime();
+    let server = EmbeddedRegistry::start(rt.handle()).unwrap();
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("unions", 1).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    ctx.config.connections.schema_registry_url = Some(server.url().to_string());
+    let registry = Registry::from_connections(&ctx.config.connections, rt.handle().clone())
+        .unwrap()
+        .unwrap();
+    let id = registry
+        .register("unions-value", SchemaType::Avro, UNIONS)
+        .unwrap();
+    ctx.registry = Some(Arc::new(registry));
+    let schema = apache_avro::Schema::parse_str(UNIONS).unwrap();
+    let values = (0..6i64).map(|i| {
+        let choice = if i % 2 == 0 {
+            Value::Union(0, Box::new(Value::Int(i as i32)))
+        } else {
+            Value::Union(1, Box::new(Value::String(format!("s{i}"))))
+        };
+        let maybe = match i % 3 {
+            0 => Value::Union(0, Box::new(Value::Null)),
+            1 => Value::Union(1, Box::new(Value::Long(i * 100))),
+            _ => Value::Union(2, Box::new(Value::String(format!("m{i}")))),
+        };
+        let fields = vec![
+            ("id".to_string(), Value::Long(i)),
+            ("choice".to_string(), choice),
+            ("maybe".to_string(), maybe),
+        ];
+        record(framed(id, &schema, fields))
+    });
+    kafka.produce("unions", values).unwrap();
+    let t = topic(serde_json::json!({"topic": "unions", "format": "avro"}));
+    assert_eq!(records(&run(&ctx, &[t])), 6);
+
+    let batch = arrow::compute::concat_batches(
+        &batches(out.path(), "unions")[0].schema(),
+        &batches(out.path(), "unions"),
+    )
+    .unwrap();
+    let choice = column(&batch, "choice").as_struct();
+    assert_eq!(choice.num_columns(), 2, "{:?}", choice.fields());
+    let maybe = column(&batch, "maybe").as_struct();
+    assert_eq!(
+        maybe.num_columns(),
+        2,
+        "the null member has no field: {:?}",
+        maybe.fields()
+    );
+    for row in 0..6 {
+        let i = column(&batch, "id").as_primitive::<Int64Type>().value(row);
+        let (int_member, string_member) = (choice.column(0), choice.column(1));
+        assert_eq!(int_member.is_valid(row), i % 2 == 0, "row {i}");
+        assert_eq!(string_member.is_valid(row), i % 2 == 1, "row {i}");
+        if i % 2 == 1 {
+            let s = arrow::compute::cast(string_member, &DataType::Utf8).unwrap();
+            assert_eq!(s.as_string::<i32>().value(row), format!("s{i}"));
+        }
+        assert_eq!(maybe.column(0).is_valid(row), i % 3 == 1, "row {i}");
+        assert_eq!(maybe.column(1).is_valid(row), i % 3 == 2, "row {i}");
+    }
+}

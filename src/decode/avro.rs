@@ -144,7 +144,11 @@ impl AvroDecoder {
 }
 
 fn flush(decoder: &mut Decoder) -> Result<Option<RecordBatch>, PayloadError> {
-    decoder
+    let batch = decoder
         .flush()
-        .map_err(|e| PayloadError::Batch(format!("cannot finish the Avro batch: {e}")))
+        .map_err(|e| PayloadError::Batch(format!("cannot finish the Avro batch: {e}")))?;
+    batch
+        .map(super::unions::without_unions)
+        .transpose()
+        .map_err(|e| PayloadError::Batch(format!("cannot turn an Avro union into a struct: {e}")))
 }

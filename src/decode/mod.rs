@@ -8,6 +8,7 @@ mod json;
 mod metadata;
 mod proto_arrow;
 mod protobuf;
+mod unions;
 
 use crate::config::{Format, OnDecodeError, TopicConfig};
 use crate::read::RawBatch;
