@@ -298,6 +298,77 @@ fn records_that_cannot_be_decoded_become_dead_letters_once_and_the_rest_is_expor
     assert_eq!(offsets_of(&batches(&dead_dir, "mixed")).len(), bad.len());
 }
 
+#[test]
+fn keys_decode_with_their_own_format_and_null_keys_stay_null() {
+    use arrow::array::{Array, AsArray};
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("keyed", 1).unwrap();
+    let produced = (0..30).map(|i| runner::embedded::Record {
+        partition: Some(0),
+        key: (i % 5 != 0).then(|| {
+            json!({"account": format!("A{i}"), "region": "eu"})
+                .to_string()
+                .into_bytes()
+        }),
+        value: Some(json!({"seq": i}).to_string().into_bytes()),
+        ..Default::default()
+    });
+    kafka.produce("keyed", produced).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let t = topic(json!({"topic": "keyed", "format": "json", "key_format": "json"}));
+    assert_eq!(records(&run(&ctx, &[t])), 30);
+    for batch in batches(out.path(), "keyed") {
+        let key = batch.column_by_name("kafka_key").unwrap().as_struct();
+        let account = key.column_by_name("account").unwrap();
+        let account = arrow::compute::cast(account, &arrow::datatypes::DataType::Utf8).unwrap();
+        let seq = batch.column_by_name("seq").unwrap();
+        let seq = seq.as_primitive::<arrow::datatypes::Int64Type>();
+        for row in 0..batch.num_rows() {
+            let i = seq.value(row);
+            assert_eq!(
+                key.is_null(row),
+                i % 5 == 0,
+                "record {i}: a null key stays null"
+            );
+            if i % 5 != 0 {
+                assert_eq!(account.as_string::<i32>().value(row), format!("A{i}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_key_that_is_not_text_becomes_a_dead_letter_with_key_format_string() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("texts", 1).unwrap();
+    let produced = (0..10).map(|i| runner::embedded::Record {
+        partition: Some(0),
+        key: Some(if i == 4 {
+            vec![0xff, 0xfe]
+        } else {
+            format!("k{i}").into_bytes()
+        }),
+        value: Some(format!("v{i}").into_bytes()),
+        ..Default::default()
+    });
+    kafka.produce("texts", produced).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let t = topic(json!({"topic": "texts", "format": "string", "key_format": "string"}));
+    let outcomes = run(&ctx, &[t]);
+    assert_eq!(outcomes[0].result.as_ref().unwrap().dead_letters, 1);
+    let keys = column_strings(out.path(), "texts", "kafka_key");
+    let values = column_strings(out.path(), "texts", "value");
+    assert_eq!(keys.len(), 9);
+    assert_eq!(keys[0].as_deref(), Some("k0"));
+    assert_eq!(values[0].as_deref(), Some("v0"));
+    let errors = column_strings(&out.path().join("_dead_letters"), "texts", "error");
+    assert_eq!(errors, [Some("key: not valid UTF-8 text".to_string())]);
+}
+
 fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()

@@ -26,6 +26,9 @@ pub struct TopicConfig {
     pub offset_increment: Option<PartitionMap<i64>>,
     #[serde(default)]
     pub format: Format,
+    /// How keys are decoded into `kafka_key`: raw bytes by default.
+    #[serde(default)]
+    pub key_format: Format,
     /// For unframed protobuf: a `.proto` file or a descriptor set, relative to topics.json.
     #[serde(default)]
     pub schema_file: Option<std::path::PathBuf>,
@@ -64,6 +67,8 @@ pub enum Format {
     Avro,
     /// Protobuf framed for the Schema Registry, or unframed with `schema_file` and `message`.
     Protobuf,
+    /// UTF-8 text in a string column.
+    String,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

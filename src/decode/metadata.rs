@@ -5,6 +5,9 @@ use arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray, TimestampMilli
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use std::sync::Arc;
 
+/// Position of `kafka_key`, which `key_format` may replace with decoded columns.
+pub const KEY: usize = 4;
+
 pub const METADATA_COLUMNS: [&str; 5] = [
     "kafka_topic",
     "kafka_partition",

@@ -5,6 +5,7 @@
 mod avro;
 mod dead_letter;
 mod json;
+mod keys;
 mod metadata;
 mod proto_arrow;
 mod protobuf;
@@ -13,8 +14,8 @@ mod unions;
 use crate::config::{Format, OnDecodeError, TopicConfig};
 use crate::read::RawBatch;
 use crate::registry::Registry;
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
-use arrow::datatypes::{Field, Schema};
+use arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema};
 use std::sync::Arc;
 
 pub use dead_letter::DEAD_LETTER_COLUMNS;
@@ -62,6 +63,7 @@ enum PayloadError {
 
 enum Payload {
     Raw,
+    String,
     Json(json::JsonDecoder),
     Avro(Box<avro::AvroDecoder>),
     Protobuf(Box<protobuf::ProtobufDecoder>),
@@ -70,23 +72,20 @@ enum Payload {
 pub struct Decoder {
     topic: TopicConfig,
     payload: Payload,
+    /// How keys are decoded; `None` keeps them as bytes.
+    key: Option<Payload>,
 }
 
 impl Decoder {
     /// `registry` serves the formats framed for a Schema Registry.
     pub fn new(topic: &TopicConfig, registry: Option<Arc<Registry>>) -> Self {
-        let payload = match topic.format {
-            Format::Raw => Payload::Raw,
-            Format::Json => Payload::Json(json::JsonDecoder::default()),
-            Format::Avro => Payload::Avro(Box::new(avro::AvroDecoder::new(registry))),
-            Format::Protobuf => {
-                let fixed = topic.schema_file.clone().zip(topic.message.clone());
-                Payload::Protobuf(Box::new(protobuf::ProtobufDecoder::new(registry, fixed)))
-            }
-        };
+        let payload = Payload::new(topic.format, topic, registry.clone(), true);
+        let key = (topic.key_format != Format::Raw)
+            .then(|| Payload::new(topic.key_format, topic, registry, false));
         Decoder {
             topic: topic.clone(),
             payload,
+            key,
         }
     }
 
@@ -127,29 +126,17 @@ impl Decoder {
 
     fn decode_all(&mut self, batch: &RawBatch) -> Result<Vec<RecordBatch>, PayloadError> {
         let increment = self.topic.offset_increment(batch.partition);
-        let (fields, columns) = metadata::columns(&self.topic.topic, batch, increment);
-        let payload = match &mut self.payload {
-            Payload::Raw => {
-                let field = Field::new("value", arrow::datatypes::DataType::Binary, true);
-                let column = Arc::new(batch.values.clone()) as ArrayRef;
-                vec![(vec![field], vec![column])]
-            }
-            Payload::Json(decoder) => vec![decoder.decode(&batch.values)?],
-            Payload::Avro(decoder) => decoder
-                .decode(&batch.values)?
-                .into_iter()
-                .map(|b| {
-                    let fields = b
-                        .schema()
-                        .fields()
-                        .iter()
-                        .map(|f| f.as_ref().clone())
-                        .collect();
-                    (fields, b.columns().to_vec())
-                })
-                .collect(),
-            Payload::Protobuf(decoder) => decoder.decode(&batch.values)?,
-        };
+        let (mut fields, mut columns) = metadata::columns(&self.topic.topic, batch, increment);
+        if let Some(key) = &mut self.key {
+            let decoded = keys::decode(key, &batch.keys)?;
+            fields[metadata::KEY] = Field::new(
+                METADATA_COLUMNS[metadata::KEY],
+                decoded.data_type().clone(),
+                true,
+            );
+            columns[metadata::KEY] = decoded;
+        }
+        let payload = self.payload.decode(&batch.values)?;
         let mut pieces = Vec::with_capacity(payload.len());
         let mut row = 0;
         for (payload_fields, payload_columns) in payload {
@@ -196,6 +183,71 @@ impl Decoder {
 
 #[cfg(test)]
 mod tests;
+
+impl Payload {
+    fn new(
+        format: Format,
+        topic: &TopicConfig,
+        registry: Option<Arc<Registry>>,
+        value: bool,
+    ) -> Payload {
+        match format {
+            Format::Raw => Payload::Raw,
+            Format::String => Payload::String,
+            Format::Json => Payload::Json(json::JsonDecoder::default()),
+            Format::Avro => Payload::Avro(Box::new(avro::AvroDecoder::new(registry))),
+            Format::Protobuf => {
+                // schema_file and message describe the value; keys use registry framing.
+                let fixed = if value {
+                    topic.schema_file.clone().zip(topic.message.clone())
+                } else {
+                    None
+                };
+                Payload::Protobuf(Box::new(protobuf::ProtobufDecoder::new(registry, fixed)))
+            }
+        }
+    }
+
+    /// Payload columns of `values`, in consecutive pieces of one schema each.
+    fn decode(&mut self, values: &BinaryArray) -> Result<Vec<Piece>, PayloadError> {
+        Ok(match self {
+            Payload::Raw => {
+                let field = Field::new("value", DataType::Binary, true);
+                vec![(vec![field], vec![Arc::new(values.clone()) as ArrayRef])]
+            }
+            Payload::String => {
+                for index in 0..values.len() {
+                    if values.is_valid(index) && std::str::from_utf8(values.value(index)).is_err() {
+                        return Err(PayloadError::Record {
+                            index,
+                            reason: "not valid UTF-8 text".into(),
+                        });
+                    }
+                }
+                let text = arrow::compute::cast(values, &DataType::Utf8)
+                    .map_err(|e| PayloadError::Batch(e.to_string()))?;
+                vec![(vec![Field::new("value", DataType::Utf8, true)], vec![text])]
+            }
+            Payload::Json(decoder) => vec![decoder.decode(values)?],
+            Payload::Avro(decoder) => decoder
+                .decode(values)?
+                .into_iter()
+                .map(|b| {
+                    let fields = b
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.as_ref().clone())
+                        .collect();
+                    (fields, b.columns().to_vec())
+                })
+                .collect(),
+            Payload::Protobuf(decoder) => decoder.decode(values)?,
+        })
+    }
+}
+
+type Piece = (Vec<Field>, Vec<ArrayRef>);
 
 /// The rows `rows` of a raw batch.
 fn take(batch: &RawBatch, rows: &[usize]) -> RawBatch {
