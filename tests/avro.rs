@@ -342,3 +342,85 @@ fn a_union_of_several_types_becomes_a_struct_with_one_field_per_member() {
         assert_eq!(maybe.column(1).is_valid(row), i % 3 == 2, "row {i}");
     }
 }
+
+#[test]
+fn unframed_avro_with_a_schema_file_and_json_with_a_declared_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let avsc = dir.path().join("payment.avsc");
+    std::fs::write(&avsc, V1).unwrap();
+    let schema = apache_avro::Schema::parse_str(V1).unwrap();
+    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+        .build()
+        .unwrap();
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("bare", 1).unwrap();
+    kafka.create_topic("declared", 1).unwrap();
+    let mut bodies: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            writer
+                .write_value_to_vec(Value::Record(payment(i, false)))
+                .unwrap()
+        })
+        .collect();
+    bodies[3].truncate(4);
+    kafka
+        .produce("bare", bodies.into_iter().map(record))
+        .unwrap();
+
+    let small = dir.path().join("small.avsc");
+    std::fs::write(
+        &small,
+        r#"{"type": "record", "name": "S", "fields": [
+            {"name": "id", "type": "long"}, {"name": "account", "type": ["null", "string"]}]}"#,
+    )
+    .unwrap();
+    let json_values = [
+        r#"{"id": 1, "account": "A"}"#,
+        r#"{"id": 2}"#,
+        r#"{"id": "three", "account": "C"}"#,
+        r#"{"id": 4, "account": "D", "extra": true}"#,
+    ];
+    kafka
+        .produce(
+            "declared",
+            json_values.iter().map(|v| record(v.as_bytes().to_vec())),
+        )
+        .unwrap();
+
+    let rt = runtime();
+    let out = tempfile::tempdir().unwrap();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let bare = topic(serde_json::json!({"topic": "bare", "format": "avro", "schema_file": avsc}));
+    let declared =
+        topic(serde_json::json!({"topic": "declared", "format": "json", "schema_file": small}));
+    let outcomes = run(&ctx, &[bare, declared]);
+    let by_topic = |name: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.topic == name)
+            .and_then(|o| o.result.as_ref().ok())
+            .map(|s| (s.records, s.dead_letters))
+    };
+    assert_eq!(by_topic("bare"), Some((7, 1)));
+    assert_eq!(by_topic("declared"), Some((2, 2)));
+
+    let ids: Vec<i64> = batches(out.path(), "bare")
+        .iter()
+        .flat_map(|b| {
+            column(b, "id")
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(ids, [0, 1, 2, 4, 5, 6, 7]);
+    let declared_batches = batches(out.path(), "declared");
+    assert_eq!(
+        column(&declared_batches[0], "id").data_type(),
+        &DataType::Int64
+    );
+    let accounts = column_strings(out.path(), "declared", "account");
+    assert_eq!(accounts, [Some("A".to_string()), None]);
+    let dead = offsets_of(&batches(&out.path().join("_dead_letters"), "declared"));
+    assert_eq!(dead, [(0, 2), (0, 3)]);
+}

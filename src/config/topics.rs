@@ -29,7 +29,8 @@ pub struct TopicConfig {
     /// How keys are decoded into `kafka_key`: raw bytes by default.
     #[serde(default)]
     pub key_format: Format,
-    /// For unframed protobuf: a `.proto` file or a descriptor set, relative to topics.json.
+    /// Relative to topics.json: for unframed avro the writer schema (`.avsc`); for json a
+    /// declared schema (`.avsc`); for unframed protobuf a `.proto` file or a descriptor set.
     #[serde(default)]
     pub schema_file: Option<std::path::PathBuf>,
     /// For unframed protobuf: the message type's full name, e.g. `bank.Transaction`.
@@ -156,9 +157,12 @@ impl TopicConfig {
                 }
             }
         }
+        let needs_message = self.format == Format::Protobuf;
         match (&self.schema_file, &self.message, self.format) {
             (None, None, _) => {}
-            (Some(schema), Some(_), Format::Protobuf) => {
+            (Some(schema), message, Format::Protobuf | Format::Avro | Format::Json)
+                if message.is_some() == needs_message =>
+            {
                 if !schema.is_file() {
                     return Err(ConfigError::invalid(
                         file,
@@ -170,18 +174,25 @@ impl TopicConfig {
                     ));
                 }
             }
-            (Some(_), None, Format::Protobuf) | (None, Some(_), Format::Protobuf) => {
+            (_, _, Format::Protobuf) => {
                 return Err(ConfigError::invalid(
                     file,
                     field("schema_file"),
                     "unframed protobuf needs both schema_file (.proto or descriptor set) and message (its full name); for Schema Registry framing set neither",
                 ));
             }
-            _ => {
+            (_, Some(_), _) => {
+                return Err(ConfigError::invalid(
+                    file,
+                    field("message"),
+                    "applies to format protobuf only; remove it",
+                ));
+            }
+            (Some(_), None, _) => {
                 return Err(ConfigError::invalid(
                     file,
                     field("schema_file"),
-                    "schema_file and message apply to format protobuf only",
+                    "applies to formats avro (unframed data), json (a declared schema) and protobuf only",
                 ));
             }
         }

@@ -6,13 +6,17 @@
 use super::PayloadError;
 use crate::registry::{Registry, RegistryError, SchemaType};
 use arrow::array::{Array, BinaryArray, RecordBatch};
-use arrow_avro::reader::{Decoder, ReaderBuilder};
+use arrow_avro::reader::{Decoder, DecoderMode, ReaderBuilder};
 use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub struct AvroDecoder {
     registry: Option<Arc<Registry>>,
+    /// The writer schema (`.avsc`) of an unframed topic, loaded on first use.
+    fixed: Option<PathBuf>,
+    fixed_schema: Option<AvroSchema>,
     /// Writer schemas by id, as seen so far.
     schemas: BTreeMap<u32, AvroSchema>,
     /// Built for the schemas above and a batch size; dropped after an error or a new id.
@@ -20,9 +24,11 @@ pub struct AvroDecoder {
 }
 
 impl AvroDecoder {
-    pub fn new(registry: Option<Arc<Registry>>) -> Self {
+    pub fn new(registry: Option<Arc<Registry>>, fixed: Option<PathBuf>) -> Self {
         AvroDecoder {
             registry,
+            fixed,
+            fixed_schema: None,
             schemas: BTreeMap::new(),
             decoder: None,
         }
@@ -30,8 +36,23 @@ impl AvroDecoder {
 
     /// Decodes every record; consecutive records of one schema form one piece.
     pub fn decode(&mut self, values: &BinaryArray) -> Result<Vec<RecordBatch>, PayloadError> {
-        for index in 0..values.len() {
-            self.check_framing(values, index)?;
+        if let Some(file) = &self.fixed {
+            if self.fixed_schema.is_none() {
+                self.fixed_schema = Some(read_schema(file).map_err(PayloadError::Batch)?);
+            }
+            for index in 0..values.len() {
+                if values.is_null(index) {
+                    return Err(PayloadError::Record {
+                        index,
+                        reason: "null value (a tombstone): there is no Avro record to decode"
+                            .into(),
+                    });
+                }
+            }
+        } else {
+            for index in 0..values.len() {
+                self.check_framing(values, index)?;
+            }
         }
         let rows = values.len().max(1);
         if self.decoder.as_ref().is_none_or(|(_, size)| *size < rows) {
@@ -129,6 +150,21 @@ impl AvroDecoder {
     }
 
     fn build(&self, rows: usize) -> Result<Decoder, PayloadError> {
+        if let Some(schema) = &self.fixed_schema {
+            let mut store = SchemaStore::new();
+            let fingerprint = store
+                .register(schema.clone())
+                .map_err(|e| PayloadError::Batch(format!("the writer schema: {e}")))?;
+            return ReaderBuilder::new()
+                .with_writer_schema_store(store)
+                .with_active_fingerprint(fingerprint)
+                .with_decoder_mode(DecoderMode::UnframedDatum)
+                .with_batch_size(rows)
+                .build_decoder()
+                .map_err(|e| {
+                    PayloadError::Batch(format!("cannot map the Avro schema to Arrow: {e}"))
+                });
+        }
         let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
         for (id, schema) in &self.schemas {
             store
@@ -151,4 +187,26 @@ fn flush(decoder: &mut Decoder) -> Result<Option<RecordBatch>, PayloadError> {
         .map(super::unions::without_unions)
         .transpose()
         .map_err(|e| PayloadError::Batch(format!("cannot turn an Avro union into a struct: {e}")))
+}
+
+/// An Avro schema file (`.avsc`), checked by building an Arrow schema from it.
+pub fn read_schema(file: &Path) -> Result<AvroSchema, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read the Avro schema {}: {e}", file.display()))?;
+    let schema = AvroSchema::new(text);
+    arrow_schema(&schema).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(schema)
+}
+
+/// The Arrow schema that records of `schema` decode to.
+pub fn arrow_schema(schema: &AvroSchema) -> Result<arrow::datatypes::SchemaRef, String> {
+    let mut store = SchemaStore::new();
+    let fingerprint = store.register(schema.clone()).map_err(|e| e.to_string())?;
+    let decoder = ReaderBuilder::new()
+        .with_writer_schema_store(store)
+        .with_active_fingerprint(fingerprint)
+        .with_decoder_mode(DecoderMode::UnframedDatum)
+        .build_decoder()
+        .map_err(|e| format!("not a usable Avro schema: {e}"))?;
+    Ok(decoder.schema())
 }

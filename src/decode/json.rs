@@ -12,10 +12,36 @@ use std::sync::Arc;
 #[derive(Default)]
 pub struct JsonDecoder {
     schema: Option<SchemaRef>,
+    /// A declared schema (`.avsc`): no inference; a record that does not fit is a dead letter.
+    declared: Option<std::path::PathBuf>,
 }
 
 impl JsonDecoder {
+    pub fn new(declared: Option<std::path::PathBuf>) -> Self {
+        JsonDecoder {
+            schema: None,
+            declared,
+        }
+    }
+
     pub fn decode(&mut self, values: &BinaryArray) -> PayloadResult {
+        if let Some(file) = &self.declared {
+            if self.schema.is_none() {
+                let avro = super::avro::read_schema(file).map_err(PayloadError::Batch)?;
+                let schema = super::avro::arrow_schema(&avro).map_err(PayloadError::Batch)?;
+                self.schema = Some(schema);
+            }
+            let schema = self
+                .schema
+                .clone()
+                .ok_or_else(|| PayloadError::Batch("no schema".into()))?;
+            return match decode_with(&schema, values) {
+                Ok(columns) => Ok(split(&schema, columns)),
+                // arrow-json reports some mismatches for the whole batch; find the record.
+                Err(PayloadError::Batch(reason)) => Err(first_misfit(&schema, values, reason)),
+                Err(e) => Err(e),
+            };
+        }
         if let Some(schema) = &self.schema
             && let Ok(columns) = decode_with(schema, values)
         {
@@ -33,6 +59,22 @@ impl JsonDecoder {
         self.schema = Some(schema.clone());
         Ok(split(&schema, columns))
     }
+}
+
+/// The first record that does not fit `schema` on its own, or the batch error.
+fn first_misfit(schema: &SchemaRef, values: &BinaryArray, batch_reason: String) -> PayloadError {
+    for index in 0..values.len() {
+        match decode_with(schema, &values.slice(index, 1)) {
+            Err(PayloadError::Record { reason, .. } | PayloadError::Batch(reason)) => {
+                return PayloadError::Record {
+                    index,
+                    reason: format!("does not fit the declared schema: {reason}"),
+                };
+            }
+            Ok(_) => {}
+        }
+    }
+    PayloadError::Batch(batch_reason)
 }
 
 fn split(schema: &SchemaRef, columns: Vec<ArrayRef>) -> (Vec<Field>, Vec<ArrayRef>) {

@@ -194,8 +194,13 @@ impl Payload {
         match format {
             Format::Raw => Payload::Raw,
             Format::String => Payload::String,
-            Format::Json => Payload::Json(json::JsonDecoder::default()),
-            Format::Avro => Payload::Avro(Box::new(avro::AvroDecoder::new(registry))),
+            Format::Json => Payload::Json(json::JsonDecoder::new(
+                topic.schema_file.clone().filter(|_| value),
+            )),
+            Format::Avro => Payload::Avro(Box::new(avro::AvroDecoder::new(
+                registry,
+                topic.schema_file.clone().filter(|_| value),
+            ))),
             Format::Protobuf => {
                 // schema_file and message describe the value; keys use registry framing.
                 let fixed = if value {
