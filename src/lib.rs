@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod config;
+pub mod dead_letter_topic;
 pub mod decode;
 pub mod embedded;
 pub mod jobs;

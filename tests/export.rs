@@ -369,6 +369,73 @@ fn a_key_that_is_not_text_becomes_a_dead_letter_with_key_format_string() {
     assert_eq!(errors, [Some("key: not valid UTF-8 text".to_string())]);
 }
 
+#[test]
+fn dead_letters_can_go_to_a_kafka_topic_with_their_origin_in_headers() {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("mixed", 1).unwrap();
+    kafka.create_topic("mixed.dlq", 1).unwrap();
+    let produced = (0..20).map(|i| runner::embedded::Record {
+        partition: Some(0),
+        key: Some(format!("k{i}").into_bytes()),
+        value: Some(if i == 5 || i == 12 {
+            b"not json".to_vec()
+        } else {
+            json!({"seq": i}).to_string().into_bytes()
+        }),
+        ..Default::default()
+    });
+    kafka.produce("mixed", produced).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let t = topic(json!({"topic": "mixed", "format": "json", "dead_letter_topic": "mixed.dlq"}));
+    let outcomes = run(&ctx, &[t]);
+    let summary = outcomes[0].result.as_ref().unwrap();
+    assert_eq!((summary.records, summary.dead_letters), (18, 2));
+    assert!(
+        !out.path().join("_dead_letters").exists(),
+        "not in the sink as well"
+    );
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap_servers())
+        .set("group.id", "dlq-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["mixed.dlq"]).unwrap();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while seen.len() < 2 && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(std::time::Duration::from_millis(200)) {
+            let headers = m.headers().unwrap();
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find(|h| h.key == name)
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap()
+            };
+            assert_eq!(header("runner.topic"), "mixed");
+            assert_eq!(header("runner.partition"), "0");
+            assert!(header("runner.error").contains("not valid JSON"));
+            assert_eq!(m.payload(), Some(&b"not json"[..]));
+            seen.push((header("runner.offset"), m.key().map(|k| k.to_vec())));
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            ("5".to_string(), Some(b"k5".to_vec())),
+            ("12".to_string(), Some(b"k12".to_vec()))
+        ]
+    );
+}
+
 fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()

@@ -41,6 +41,9 @@ pub struct TopicConfig {
     /// A record that cannot be decoded: kept as a dead letter, or fails the topic.
     #[serde(default)]
     pub on_decode_error: OnDecodeError,
+    /// Produce dead letters to this Kafka topic instead of `_dead_letters/` in the sink.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
     /// Folder of each file, e.g. `{topic}/date={yyyy}-{MM}-{dd}` (see README).
     #[serde(default)]
     pub path_template: PathTemplate,

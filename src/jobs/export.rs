@@ -2,6 +2,7 @@
 
 use super::RunContext;
 use crate::config::TopicConfig;
+use crate::dead_letter_topic::{DeadLetterError, DeadLetterTopic};
 use crate::decode::{DecodeError, Decoded, Decoder};
 use crate::kafka;
 use crate::plan::{self, PlanError, TopicPlan};
@@ -33,6 +34,8 @@ pub enum ExportError {
     Write(#[from] WriteError),
     #[error(transparent)]
     Progress(#[from] ProgressError),
+    #[error(transparent)]
+    DeadLetter(#[from] DeadLetterError),
     #[error("internal error (a bug, please report it): {0}")]
     Panic(String),
 }
@@ -94,14 +97,21 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
         let mut reader =
             BoundedReader::start(consumer, &plan, options.batch_rows, options.stall_timeout)?;
         let mut decoder = Decoder::new(topic, ctx.registry.clone());
+        let dead_letter_topic = match &topic.dead_letter_topic {
+            Some(name) => Some(DeadLetterTopic::new(&ctx.config.connections, name)?),
+            None => None,
+        };
         let mut writer = TopicWriter::new(ctx.sink.clone(), topic, starts);
         let mut commits = TopicPartitionList::new();
         while let Some(raw) = reader.next_batch()? {
-            let decoded = if raw.is_empty() {
+            let mut decoded = if raw.is_empty() {
                 Decoded::default()
             } else {
                 decoder.decode(&raw)?
             };
+            if let Some(dlq) = &dead_letter_topic {
+                summary.dead_letters += dlq.send(&topic.topic, raw.partition, &mut decoded)?;
+            }
             for sealed in writer.write(&raw, decoded, raw.last)? {
                 let (partition, next) = (sealed.partition, Offset::Offset(sealed.next_offset));
                 commit(&mut progress, sealed, &mut summary)?;
