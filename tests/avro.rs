@@ -424,3 +424,59 @@ fn unframed_avro_with_a_schema_file_and_json_with_a_declared_schema() {
     let dead = offsets_of(&batches(&out.path().join("_dead_letters"), "declared"));
     assert_eq!(dead, [(0, 2), (0, 3)]);
 }
+
+#[test]
+fn a_registry_with_basic_auth_takes_the_credentials_and_names_a_rejection() {
+    let rt = runtime();
+    let server = EmbeddedRegistry::start_with_basic_auth(rt.handle(), "api-key", "s3cret").unwrap();
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("payments", 1).unwrap();
+    let connections = |password: &str| -> runner::config::Connections {
+        serde_json::from_value(serde_json::json!({
+            "bootstrap_servers": kafka.bootstrap_servers(),
+            "schema_registry_url": server.url(),
+            "schema_registry_username": "api-key",
+            "schema_registry_password": password,
+        }))
+        .unwrap()
+    };
+    let good = Registry::from_connections(&connections("s3cret"), rt.handle().clone())
+        .unwrap()
+        .unwrap();
+    let id = good
+        .register("payments-value", SchemaType::Avro, V1)
+        .unwrap();
+    let s1 = apache_avro::Schema::parse_str(V1).unwrap();
+    kafka
+        .produce(
+            "payments",
+            (0..3).map(|i| record(framed(id, &s1, payment(i, false)))),
+        )
+        .unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let t = topic(serde_json::json!({"topic": "payments", "format": "avro"}));
+    let mut ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    let wrong = Registry::from_connections(&connections("wrong"), rt.handle().clone()).unwrap();
+    ctx.registry = wrong.map(Arc::new);
+    let outcomes = runner::jobs::run_once(&ctx, std::slice::from_ref(&t));
+    let error = outcomes[0]
+        .result
+        .as_ref()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("rejected the credentials"), "{error}");
+    assert!(error.contains("schema_registry_password"), "{error}");
+    assert!(
+        !error.contains("wrong"),
+        "the password is never shown: {error}"
+    );
+    assert!(
+        parquet_files(out.path()).is_empty(),
+        "no record set aside for a registry problem"
+    );
+
+    ctx.registry = Some(Arc::new(good));
+    assert_eq!(records(&run(&ctx, &[t])), 3);
+}

@@ -24,6 +24,9 @@ pub struct Connections {
     pub schema_registry_username: Option<String>,
     #[serde(default)]
     pub schema_registry_password: Option<Secret>,
+    /// A PEM CA certificate for a registry whose certificate a private CA signed.
+    #[serde(default)]
+    pub schema_registry_ca: Option<PathBuf>,
     #[serde(default)]
     pub azure_storage_account_name: Option<String>,
     #[serde(default)]
@@ -145,6 +148,9 @@ impl Connections {
 
     /// Makes file paths absolute against the config folder, as the exporter did.
     pub(super) fn resolve_paths(&mut self, dir: &Path) {
+        if let Some(ca) = &mut self.schema_registry_ca {
+            *ca = dir.join(&*ca);
+        }
         if let Some(ssl) = &mut self.ssl_config {
             for path in [&mut ssl.ca, &mut ssl.cert, &mut ssl.key]
                 .into_iter()

@@ -37,6 +37,13 @@ pub enum RegistryError {
         id: u32,
         reason: String,
     },
+    #[error(
+        "Schema Registry {url} rejected the credentials ({reason}); check schema_registry_username and schema_registry_password in connections.json"
+    )]
+    Rejected { url: String, reason: String },
+    #[error("Schema Registry {url} failed: {reason}")]
+    Failed { url: String, reason: String },
+
     #[error("Schema Registry {url}: cannot register under subject {subject}: {reason}")]
     Register {
         url: String,
@@ -75,10 +82,22 @@ impl Registry {
             let password = c.schema_registry_password.as_ref().map(|p| p.expose());
             builder.set_basic_authorization(user, password);
         }
-        let settings = builder.build().map_err(|e| RegistryError::Settings {
+        let settings_error = |reason: String| RegistryError::Settings {
             url: url.to_string(),
-            reason: e.error,
-        })?;
+            reason,
+        };
+        let mut client = reqwest::Client::builder();
+        if let Some(ca) = &c.schema_registry_ca {
+            let pem = std::fs::read(ca)
+                .map_err(|e| settings_error(format!("cannot read {}: {e}", ca.display())))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                settings_error(format!("{} is not a PEM certificate: {e}", ca.display()))
+            })?;
+            client = client.add_root_certificate(cert);
+        }
+        let settings = builder
+            .build_with(client)
+            .map_err(|e| settings_error(e.error))?;
         Ok(Some(Registry {
             url: url.to_string(),
             settings,
@@ -114,10 +133,13 @@ impl Registry {
                     });
                 }
                 Err(e) => {
-                    return Err(RegistryError::UnknownId {
-                        url: self.url.clone(),
-                        id,
-                        reason: reason(&e),
+                    let (url, reason) = (self.url.clone(), reason(&e));
+                    return Err(if reason.contains("status 404") {
+                        RegistryError::UnknownId { url, id, reason }
+                    } else if reason.contains("status 401") || reason.contains("status 403") {
+                        RegistryError::Rejected { url, reason }
+                    } else {
+                        RegistryError::Failed { url, reason }
                     });
                 }
             }

@@ -2,8 +2,9 @@
 //! runner and common producers use (register under a subject, get by id, versions of a
 //! subject). Production points `schema_registry_url` at a real registry.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -38,6 +39,21 @@ pub struct EmbeddedRegistry {
 impl EmbeddedRegistry {
     /// Serves on a free port of 127.0.0.1.
     pub fn start(rt: &Handle) -> std::io::Result<EmbeddedRegistry> {
+        Self::serve(rt, None)
+    }
+
+    /// Serves like `start`, answering 401 to requests without these basic-auth credentials.
+    pub fn start_with_basic_auth(
+        rt: &Handle,
+        user: &str,
+        password: &str,
+    ) -> std::io::Result<EmbeddedRegistry> {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        Self::serve(rt, Some(format!("Basic {token}")))
+    }
+
+    fn serve(rt: &Handle, authorization: Option<String>) -> std::io::Result<EmbeddedRegistry> {
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let url = format!("http://{}", listener.local_addr()?);
         let state: Shared = Arc::new(Mutex::new(Schemas {
@@ -49,7 +65,25 @@ impl EmbeddedRegistry {
             .route("/subjects/{subject}/versions", post(register).get(versions))
             .route("/subjects/{subject}/versions/{version}", get(version))
             .route("/schemas/ids/{id}", get(by_id))
-            .with_state(state);
+            .with_state(state)
+            .layer(axum::middleware::from_fn(
+                move |request: Request, next: Next| {
+                    let expected = authorization.clone();
+                    async move {
+                        let given = request
+                            .headers()
+                            .get(axum::http::header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok());
+                        match expected {
+                            Some(expected) if given != Some(expected.as_str()) => {
+                                let body = json!({"error_code": 40101, "message": "Unauthorized"});
+                                (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+                            }
+                            _ => next.run(request).await,
+                        }
+                    }
+                },
+            ));
         let task = rt.spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "the embedded Schema Registry stopped");
