@@ -25,6 +25,9 @@ const V1: &str = r#"{
     {"name": "note", "type": ["null", "string"], "default": null},
     {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
     {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+    {"name": "clock", "type": {"type": "int", "logicalType": "time-millis"}},
+    {"name": "at_micros", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+    {"name": "ref", "type": {"type": "string", "logicalType": "uuid"}},
     {"name": "address", "type": {"type": "record", "name": "Address",
       "fields": [{"name": "city", "type": "string"}]}}
   ]
@@ -77,6 +80,15 @@ fn payment(i: i64, with_channel: bool) -> Vec<(String, Value)> {
         ),
         ("at".into(), Value::TimestampMillis(1_795_384_800_000 + i)),
         ("day".into(), Value::Date(20_000 + i as i32)),
+        ("clock".into(), Value::TimeMillis(3_600_000 + i as i32)),
+        (
+            "at_micros".into(),
+            Value::TimestampMicros(1_795_384_800_000_000 + i),
+        ),
+        (
+            "ref".into(),
+            Value::String(format!("123e4567-e89b-12d3-a456-{:012}", i)),
+        ),
         (
             "address".into(),
             Value::Record(vec![("city".into(), Value::String(format!("city{i}")))]),
@@ -198,6 +210,18 @@ fn framed_avro_becomes_typed_columns_across_schema_versions_with_bad_records_set
                 column(batch, "limits").data_type(),
                 DataType::Map(..)
             ));
+            let clock = column(batch, "clock");
+            assert_eq!(
+                clock.data_type(),
+                &DataType::Time32(arrow::datatypes::TimeUnit::Millisecond)
+            );
+            let micros = column(batch, "at_micros");
+            let micros = micros.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            assert_eq!(micros.value(row), 1_795_384_800_000_000 + i);
+            assert_eq!(
+                column(batch, "ref").data_type(),
+                &DataType::FixedSizeBinary(16)
+            );
             let address = column(batch, "address").as_struct();
             let city =
                 arrow::compute::cast(address.column_by_name("city").unwrap(), &DataType::Utf8)
@@ -211,6 +235,21 @@ fn framed_avro_becomes_typed_columns_across_schema_versions_with_bad_records_set
             );
         }
     }
+    // uuid is Parquet's UUID logical type, which readers show as a UUID.
+    let file = &parquet_files(&out.path().join("payments"))[0];
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(file).unwrap())
+            .unwrap();
+    use parquet::file::reader::FileReader;
+    let schema = reader.metadata().file_metadata().schema_descr();
+    let uuid = (0..schema.num_columns())
+        .map(|i| schema.column(i))
+        .find(|c| c.name() == "ref")
+        .unwrap();
+    assert_eq!(
+        uuid.logical_type_ref(),
+        Some(&parquet::basic::LogicalType::Uuid)
+    );
     ids.sort();
     let want: Vec<i64> = (0..10).chain(13..24).collect();
     assert_eq!(ids, want);
