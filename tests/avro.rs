@@ -519,3 +519,66 @@ fn a_registry_with_basic_auth_takes_the_credentials_and_names_a_rejection() {
     ctx.registry = Some(Arc::new(good));
     assert_eq!(records(&run(&ctx, &[t])), 3);
 }
+
+/// DuckDB and pyarrow read all files of a topic together across schema versions.
+#[test]
+fn duckdb_and_pyarrow_read_every_file_of_a_topic_together() {
+    let rt = runtime();
+    let server = EmbeddedRegistry::start(rt.handle()).unwrap();
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("payments", 1).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+    ctx.config.connections.schema_registry_url = Some(server.url().to_string());
+    let registry = Registry::from_connections(&ctx.config.connections, rt.handle().clone())
+        .unwrap()
+        .unwrap();
+    let id1 = registry
+        .register("payments-value", SchemaType::Avro, V1)
+        .unwrap();
+    let id2 = registry
+        .register("payments-value", SchemaType::Avro, &v2())
+        .unwrap();
+    ctx.registry = Some(Arc::new(registry));
+    let s1 = apache_avro::Schema::parse_str(V1).unwrap();
+    let s2 = apache_avro::Schema::parse_str(&v2()).unwrap();
+    let values = (0..10)
+        .map(|i| framed(id1, &s1, payment(i, false)))
+        .chain((10..20).map(|i| framed(id2, &s2, payment(i, true))));
+    kafka.produce("payments", values.map(record)).unwrap();
+    let t = topic(serde_json::json!({"topic": "payments", "format": "avro"}));
+    assert_eq!(records(&run(&ctx, &[t])), 20);
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/read_back.py");
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .arg(out.path().join("payments"))
+        .output()
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "reading back failed ({stderr}); install the readers with: bash tests/run.sh, or pip install duckdb==2.0.0 pyarrow==26.0.1"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["duckdb_rows"], 20);
+    assert_eq!(
+        summary["duckdb_with_channel"], 10,
+        "the v2 column, null in v1 files"
+    );
+    let cents: i64 = (0..20).map(|i| i * 101).sum();
+    assert_eq!(
+        summary["duckdb_amount"],
+        format!("{}.{:02}", cents / 100, cents % 100)
+    );
+    assert_eq!(summary["pyarrow_rows"], 20);
+    let columns = summary["pyarrow_columns"].as_array().unwrap();
+    assert!(
+        columns.contains(&serde_json::json!("channel")),
+        "{columns:?}"
+    );
+    assert!(
+        columns.contains(&serde_json::json!("kafka_offset")),
+        "{columns:?}"
+    );
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need when it is missing: the C toolchain pieces
 # librdkafka builds with, tansu (a Kafka-compatible broker the tests start as a process) and
-# Azurite (Azure Storage's emulator, from npm).
+# Azurite (Azure Storage's emulator, from npm), and DuckDB and pyarrow (from PyPI), which a test
+# uses to read the output back as users do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
 command -v perl >/dev/null || need_apt+=(perl)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
@@ -35,5 +37,11 @@ if ! [ -x "$azurite_bin" ] || [ "$("$azurite_bin" --version 2>/dev/null)" != "$A
   npm install -g --no-audit --no-fund "azurite@$AZURITE_VERSION"
 fi
 export AZURITE_BIN="$azurite_bin"
+
+if ! python3 -c "import duckdb, pyarrow" 2>/dev/null; then
+  echo "installing duckdb and pyarrow from PyPI"
+  python3 -m pip install --quiet duckdb==2.0.0 pyarrow==26.0.1 \
+    || python3 -m pip install --quiet --break-system-packages duckdb==2.0.0 pyarrow==26.0.1
+fi
 
 cargo test --all-targets -- --test-threads 2
