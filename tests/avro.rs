@@ -123,16 +123,8 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a Arc<dyn Array> {
 
 #[test]
 fn framed_avro_becomes_typed_columns_across_schema_versions_with_bad_records_set_aside() {
-    let rt = runtime();
-    let server = EmbeddedRegistry::start(rt.handle()).unwrap();
-    let kafka = EmbeddedKafka::start().unwrap();
-    kafka.create_topic("payments", 1).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
-    ctx.config.connections.schema_registry_url = Some(server.url().to_string());
-    let registry = Registry::from_connections(&ctx.config.connections, rt.handle().clone())
-        .unwrap()
-        .unwrap();
+    let env = WithRegistry::start("payments");
+    let (ctx, kafka, out, registry) = (&env.ctx, &env.kafka, &env.out, &env.registry);
     let id1 = registry
         .register("payments-value", SchemaType::Avro, V1)
         .unwrap();
@@ -140,7 +132,6 @@ fn framed_avro_becomes_typed_columns_across_schema_versions_with_bad_records_set
         .register("payments-value", SchemaType::Avro, &v2())
         .unwrap();
     assert_ne!(id1, id2);
-    ctx.registry = Some(Arc::new(registry));
     let s1 = apache_avro::Schema::parse_str(V1).unwrap();
     let s2 = apache_avro::Schema::parse_str(&v2()).unwrap();
 
@@ -159,7 +150,7 @@ fn framed_avro_becomes_typed_columns_across_schema_versions_with_bad_records_set
         .unwrap();
 
     let t = topic(serde_json::json!({"topic": "payments", "format": "avro"}));
-    let outcomes = run(&ctx, &[t]);
+    let outcomes = run(ctx, &[t]);
     let summary = outcomes[0].result.as_ref().unwrap();
     assert_eq!((summary.records, summary.dead_letters), (21, 3));
 
@@ -317,20 +308,11 @@ fn a_union_of_several_types_becomes_a_struct_with_one_field_per_member() {
       {"name": "choice", "type": ["int", "string"]},
       {"name": "maybe", "type": ["null", "long", "string"]}
     ]}"#;
-    let rt = runtime();
-    let server = EmbeddedRegistry::start(rt.handle()).unwrap();
-    let kafka = EmbeddedKafka::start().unwrap();
-    kafka.create_topic("unions", 1).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
-    ctx.config.connections.schema_registry_url = Some(server.url().to_string());
-    let registry = Registry::from_connections(&ctx.config.connections, rt.handle().clone())
-        .unwrap()
-        .unwrap();
+    let env = WithRegistry::start("unions");
+    let (ctx, kafka, out, registry) = (&env.ctx, &env.kafka, &env.out, &env.registry);
     let id = registry
         .register("unions-value", SchemaType::Avro, UNIONS)
         .unwrap();
-    ctx.registry = Some(Arc::new(registry));
     let schema = apache_avro::Schema::parse_str(UNIONS).unwrap();
     let values = (0..6i64).map(|i| {
         let choice = if i % 2 == 0 {
@@ -352,7 +334,7 @@ fn a_union_of_several_types_becomes_a_struct_with_one_field_per_member() {
     });
     kafka.produce("unions", values).unwrap();
     let t = topic(serde_json::json!({"topic": "unions", "format": "avro"}));
-    assert_eq!(records(&run(&ctx, &[t])), 6);
+    assert_eq!(records(&run(ctx, &[t])), 6);
 
     let batch = arrow::compute::concat_batches(
         &batches(out.path(), "unions")[0].schema(),
@@ -523,23 +505,14 @@ fn a_registry_with_basic_auth_takes_the_credentials_and_names_a_rejection() {
 /// DuckDB and pyarrow read all files of a topic together across schema versions.
 #[test]
 fn duckdb_and_pyarrow_read_every_file_of_a_topic_together() {
-    let rt = runtime();
-    let server = EmbeddedRegistry::start(rt.handle()).unwrap();
-    let kafka = EmbeddedKafka::start().unwrap();
-    kafka.create_topic("payments", 1).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
-    ctx.config.connections.schema_registry_url = Some(server.url().to_string());
-    let registry = Registry::from_connections(&ctx.config.connections, rt.handle().clone())
-        .unwrap()
-        .unwrap();
+    let env = WithRegistry::start("payments");
+    let (ctx, kafka, out, registry) = (&env.ctx, &env.kafka, &env.out, &env.registry);
     let id1 = registry
         .register("payments-value", SchemaType::Avro, V1)
         .unwrap();
     let id2 = registry
         .register("payments-value", SchemaType::Avro, &v2())
         .unwrap();
-    ctx.registry = Some(Arc::new(registry));
     let s1 = apache_avro::Schema::parse_str(V1).unwrap();
     let s2 = apache_avro::Schema::parse_str(&v2()).unwrap();
     let values = (0..10)
@@ -547,7 +520,7 @@ fn duckdb_and_pyarrow_read_every_file_of_a_topic_together() {
         .chain((10..20).map(|i| framed(id2, &s2, payment(i, true))));
     kafka.produce("payments", values.map(record)).unwrap();
     let t = topic(serde_json::json!({"topic": "payments", "format": "avro"}));
-    assert_eq!(records(&run(&ctx, &[t])), 20);
+    assert_eq!(records(&run(ctx, &[t])), 20);
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/read_back.py");
     let output = std::process::Command::new("python3")

@@ -11,7 +11,7 @@ use common::*;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
 use runner::embedded::{EmbeddedKafka, Record};
-use runner::registry::{EmbeddedRegistry, Registry, SchemaType};
+use runner::registry::SchemaType;
 use std::sync::Arc;
 
 const PROTO: &str = r#"
@@ -212,20 +212,11 @@ fn framed_protobuf_resolves_message_indexes_through_the_registry() {
     let dir = tempfile::tempdir().unwrap();
     let proto = write_proto(dir.path());
     let d = descriptor(&proto, "bank.Transaction");
-    let rt = runtime();
-    let server = EmbeddedRegistry::start(rt.handle()).unwrap();
-    let kafka = EmbeddedKafka::start().unwrap();
-    kafka.create_topic("tx", 1).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
-    ctx.config.connections.schema_registry_url = Some(server.url().to_string());
-    let registry = Registry::from_connections(&ctx.config.connections, rt.handle().clone())
-        .unwrap()
-        .unwrap();
+    let env = WithRegistry::start("tx");
+    let (ctx, kafka, out, registry) = (&env.ctx, &env.kafka, &env.out, &env.registry);
     let id = registry
         .register("tx-value", SchemaType::Protobuf, PROTO)
         .unwrap();
-    ctx.registry = Some(Arc::new(registry));
 
     let header = |indexes: &[u8]| {
         let mut h = vec![0u8];
@@ -245,7 +236,7 @@ fn framed_protobuf_resolves_message_indexes_through_the_registry() {
     kafka.produce("tx", values.into_iter().map(record)).unwrap();
 
     let t = topic(serde_json::json!({"topic": "tx", "format": "protobuf"}));
-    let outcomes = run(&ctx, &[t]);
+    let outcomes = run(ctx, &[t]);
     assert_eq!(outcomes[0].result.as_ref().unwrap().records, 15);
     let all = batches(out.path(), "tx");
     let (transactions, addresses): (Vec<_>, Vec<_>) = all

@@ -237,3 +237,42 @@ pub fn column_strings(out: &Path, topic: &str, column: &str) -> Vec<Option<Strin
     }
     values
 }
+
+/// The mock cluster with one single-partition topic, the in-process Schema Registry, and a run
+/// context that uses both. Fields drop in order, the runtime last.
+pub struct WithRegistry {
+    pub ctx: RunContext,
+    pub registry: Arc<runner::registry::Registry>,
+    pub kafka: EmbeddedKafka,
+    pub out: tempfile::TempDir,
+    pub server: runner::registry::EmbeddedRegistry,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl WithRegistry {
+    pub fn start(topic: &str) -> WithRegistry {
+        let rt = runtime();
+        let server = runner::registry::EmbeddedRegistry::start(rt.handle()).unwrap();
+        let kafka = EmbeddedKafka::start().unwrap();
+        kafka.create_topic(topic, 1).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let mut ctx = context(&kafka.bootstrap_servers(), out.path(), &rt);
+        ctx.config.connections.schema_registry_url = Some(server.url().to_string());
+        let registry = runner::registry::Registry::from_connections(
+            &ctx.config.connections,
+            rt.handle().clone(),
+        )
+        .unwrap()
+        .unwrap();
+        let registry = Arc::new(registry);
+        ctx.registry = Some(registry.clone());
+        WithRegistry {
+            ctx,
+            registry,
+            kafka,
+            out,
+            server,
+            rt,
+        }
+    }
+}
