@@ -4,10 +4,10 @@
 mod common;
 
 use apache_avro::types::Value;
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Float64Type, Int64Type};
 use common::*;
-use runner::embedded::{EmbeddedKafka, Record};
+use runner::embedded::EmbeddedKafka;
 use runner::registry::{EmbeddedRegistry, Registry, SchemaType};
 use std::sync::Arc;
 
@@ -105,20 +105,6 @@ fn framed(id: u32, schema: &apache_avro::Schema, fields: Vec<(String, Value)>) -
         .unwrap();
     bytes.extend(writer.write_value_to_vec(Value::Record(fields)).unwrap());
     bytes
-}
-
-fn record(value: Vec<u8>) -> Record {
-    Record {
-        partition: Some(0),
-        value: Some(value),
-        ..Default::default()
-    }
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a Arc<dyn Array> {
-    batch
-        .column_by_name(name)
-        .unwrap_or_else(|| panic!("no column {name} in {:?}", batch.schema()))
 }
 
 #[test]

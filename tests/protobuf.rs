@@ -10,7 +10,7 @@ use arrow::datatypes::{
 use common::*;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
-use runner::embedded::{EmbeddedKafka, Record};
+use runner::embedded::EmbeddedKafka;
 use runner::registry::SchemaType;
 use std::sync::Arc;
 
@@ -83,20 +83,6 @@ fn transaction(d: &MessageDescriptor, i: i64) -> Vec<u8> {
         m.set_field_by_name("note", Value::String(format!("n{i}")));
     }
     m.encode_to_vec()
-}
-
-fn record(value: Vec<u8>) -> Record {
-    Record {
-        partition: Some(0),
-        value: Some(value),
-        ..Default::default()
-    }
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a Arc<dyn Array> {
-    batch
-        .column_by_name(name)
-        .unwrap_or_else(|| panic!("no column {name} in {:?}", batch.schema()))
 }
 
 fn text(array: &Arc<dyn Array>, row: usize) -> String {

@@ -276,3 +276,19 @@ impl WithRegistry {
         }
     }
 }
+
+/// A record for partition 0 with this value.
+pub fn record(value: Vec<u8>) -> Record {
+    Record {
+        partition: Some(0),
+        value: Some(value),
+        ..Default::default()
+    }
+}
+
+/// The column of a batch by name; panics naming the schema when it is missing.
+pub fn column<'a>(batch: &'a arrow::array::RecordBatch, name: &str) -> &'a arrow::array::ArrayRef {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name} in {:?}", batch.schema()))
+}
