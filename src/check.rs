@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::kafka;
+use crate::registry::Registry;
 use crate::sink::{Sink, SinkError};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub enum CheckError {
     MissingTopic { servers: String, topic: String },
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
 }
 
 /// Reaches the brokers and looks up every enabled topic; returns a one-line summary.
@@ -71,5 +74,18 @@ pub fn sink(sink: &Sink, id: &str) -> Result<String, CheckError> {
         "{} is reachable and writable (credential: {})",
         sink.url(),
         sink.config().credential()
+    ))
+}
+
+/// Lists the Schema Registry's subjects, when one is configured.
+pub fn registry(registry: Option<&Registry>) -> Result<String, CheckError> {
+    let Some(registry) = registry else {
+        return Ok("none configured (only needed for the avro and protobuf formats)".into());
+    };
+    let subjects = registry.subjects()?;
+    Ok(format!(
+        "{} answers with {} subjects",
+        registry.url(),
+        subjects.len()
     ))
 }

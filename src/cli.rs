@@ -55,8 +55,8 @@ pub struct OnceArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Also connect: look up the topics in Kafka and write, read and delete a probe object in
-    /// the sink with the configured credentials.
+    /// Also connect: look up the topics in Kafka, write, read and delete a probe object in the
+    /// sink, and list the Schema Registry's subjects, with the configured credentials.
     #[arg(long)]
     pub connect: bool,
 }
@@ -130,6 +130,7 @@ pub fn print_checks(ctx: &RunContext, run_id: &str) -> ExitCode {
     let checks = [
         ("kafka", runner::check::kafka(&ctx.config, timeout)),
         ("sink", runner::check::sink(&ctx.sink, run_id)),
+        ("registry", runner::check::registry(ctx.registry.as_deref())),
     ];
     let mut failed = false;
     for (name, result) in checks {

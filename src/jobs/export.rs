@@ -26,9 +26,7 @@ pub enum ExportError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Read(#[from] ReadError),
-    #[error(
-        "{0}. Progress stays before this record; fix the producer or set the topic's format, then rerun"
-    )]
+    #[error("{0}. Progress stays before it; rerun once this is fixed")]
     Decode(#[from] DecodeError),
     #[error(transparent)]
     Write(#[from] WriteError),

@@ -28,7 +28,7 @@ pub enum RegistryError {
     )]
     Settings { url: String, reason: String },
     #[error(
-        "Schema Registry {url} is unreachable after {ATTEMPTS} attempts ({reason}); check schema_registry_url, the network and the credentials. No record was set aside; rerun when it answers"
+        "Schema Registry {url} is unreachable ({reason}); check schema_registry_url, the network and the credentials. No record was set aside; rerun when it answers"
     )]
     Unreachable { url: String, reason: String },
     #[error("Schema Registry {url} has no schema with id {id} ({reason})")]
@@ -149,6 +149,22 @@ impl Registry {
             cache.insert(id, schema.clone());
         }
         Ok(schema)
+    }
+
+    /// Lists the registry's subjects: proves that it answers and accepts the credentials.
+    pub fn subjects(&self) -> Result<Vec<String>, RegistryError> {
+        self.rt
+            .block_on(sr::get_all_subjects(&self.settings))
+            .map_err(|e| {
+                let (url, reason) = (self.url.clone(), reason(&e));
+                if reason.contains("status 401") || reason.contains("status 403") {
+                    RegistryError::Rejected { url, reason }
+                } else if e.retriable {
+                    RegistryError::Unreachable { url, reason }
+                } else {
+                    RegistryError::Failed { url, reason }
+                }
+            })
     }
 
     /// Registers a schema under a subject (or finds it there) and returns its id.
