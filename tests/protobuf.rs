@@ -241,3 +241,68 @@ fn framed_protobuf_resolves_message_indexes_through_the_registry() {
         10
     );
 }
+
+#[test]
+fn framed_protobuf_versions_split_files_and_an_unmappable_schema_sets_its_records_aside() {
+    const V1: &str = "syntax = \"proto3\"; message Order { int64 id = 1; }";
+    const V2: &str = "syntax = \"proto3\"; message Order { int64 id = 1; string shop = 2; }";
+    const TREE: &str = "syntax = \"proto3\"; message Node { int64 id = 1; Node child = 2; }";
+    let env = WithRegistry::start("orders");
+    let ids: Vec<u32> = [V1, V2, TREE]
+        .iter()
+        .map(|p| {
+            env.registry
+                .register("orders-value", SchemaType::Protobuf, p)
+                .unwrap()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let message = |proto: &str, name: &str| {
+        std::fs::write(dir.path().join("m.proto"), proto).unwrap();
+        descriptor(&dir.path().join("m.proto"), name)
+    };
+    let (v1, v2, tree) = (
+        message(V1, "Order"),
+        message(V2, "Order"),
+        message(TREE, "Node"),
+    );
+    let encode = |d: &MessageDescriptor, id: u32, i: i64| {
+        let mut m = DynamicMessage::new(d.clone());
+        m.set_field_by_name("id", Value::I64(i));
+        if d.get_field_by_name("shop").is_some() {
+            m.set_field_by_name("shop", Value::String(format!("shop{i}")));
+        }
+        [
+            vec![0u8],
+            id.to_be_bytes().to_vec(),
+            vec![0u8],
+            m.encode_to_vec(),
+        ]
+        .concat()
+    };
+    // Offsets 0-4: v1; 5-9: v2; 10: a recursive message, which has no column form.
+    let values = (0..5)
+        .map(|i| encode(&v1, ids[0], i))
+        .chain((5..10).map(|i| encode(&v2, ids[1], i)))
+        .chain([encode(&tree, ids[2], 10)]);
+    env.kafka.produce("orders", values.map(record)).unwrap();
+
+    let t = topic(serde_json::json!({"topic": "orders", "format": "protobuf"}));
+    let outcomes = run(&env.ctx, &[t]);
+    let summary = outcomes[0].result.as_ref().unwrap();
+    assert_eq!((summary.records, summary.dead_letters), (10, 1));
+    let files = parquet_files(&env.out.path().join("orders"));
+    assert_eq!(files.len(), 2, "one file per schema version: {files:?}");
+    let exported = column_strings(env.out.path(), "orders", "kafka_offset");
+    assert_eq!(exported.len(), 10);
+    let dead_dir = env.out.path().join("_dead_letters");
+    assert_eq!(offsets_of(&batches(&dead_dir, "orders")), [(0, 10)]);
+    let errors = column_strings(&dead_dir, "orders", "error");
+    assert!(
+        errors[0]
+            .as_deref()
+            .unwrap()
+            .contains("cannot be mapped to columns"),
+        "{errors:?}"
+    );
+}

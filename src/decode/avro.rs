@@ -143,8 +143,10 @@ impl AvroDecoder {
                 schema.schema_type
             )));
         }
-        self.schemas
-            .insert(id, AvroSchema::new(schema.schema.clone()));
+        let avro = AvroSchema::new(schema.schema.clone());
+        arrow_schema(&avro)
+            .map_err(|e| record_error(format!("schema id {id} cannot be mapped to Arrow: {e}")))?;
+        self.schemas.insert(id, avro);
         self.decoder = None;
         Ok(())
     }

@@ -55,8 +55,14 @@ impl ProtobufDecoder {
                 if let Some((_, mut columns)) = current.take() {
                     pieces.push(columns.finish());
                 }
-                let columns =
-                    MessageColumns::new(&descriptor, values.len()).map_err(PayloadError::Batch)?;
+                let columns = MessageColumns::new(&descriptor, values.len()).map_err(|e| {
+                    // A registry schema is the record's; a schema_file is the topic's config.
+                    if self.fixed.is_some() {
+                        PayloadError::Batch(e)
+                    } else {
+                        record_error(format!("its message type cannot be mapped to columns: {e}"))
+                    }
+                })?;
                 current = Some((descriptor, columns));
             }
             if let Some((_, columns)) = current.as_mut() {
@@ -120,12 +126,12 @@ impl ProtobufDecoder {
             )));
         }
         if !schema.references.is_empty() {
-            return Err(Fetch::Batch(format!(
+            return Err(Fetch::Record(format!(
                 "schema id {id} imports other subjects (references); runner does not resolve references yet"
             )));
         }
         compile_source(&format!("schema-{id}.proto"), &schema.schema)
-            .map_err(|e| Fetch::Batch(format!("schema id {id} does not compile: {e}")))
+            .map_err(|e| Fetch::Record(format!("schema id {id} does not compile: {e}")))
     }
 }
 
