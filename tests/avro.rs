@@ -591,3 +591,108 @@ fn validate_connect_lists_the_registry_subjects_or_says_it_is_unreachable() {
         "{stdout}"
     );
 }
+
+/// A registry behind TLS with a private CA: reached with schema_registry_ca, refused without.
+#[test]
+fn a_registry_behind_a_private_ca_needs_schema_registry_ca() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs (bash tests/run.sh installs it)");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.path().join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "cert.pem",
+    ]);
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tls_registry.py");
+    let mut server = std::process::Command::new("python3")
+        .arg(script)
+        .args(["cert.pem", "key.pem"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let url = format!("https://127.0.0.1:{}", port.trim());
+
+    let rt = runtime();
+    let registry = |ca: Option<&std::path::Path>| {
+        let connections: runner::config::Connections = serde_json::from_value(serde_json::json!({
+            "bootstrap_servers": "unused:9092",
+            "schema_registry_url": url,
+            "schema_registry_ca": ca,
+        }))
+        .unwrap();
+        Registry::from_connections(&connections, rt.handle().clone())
+            .unwrap()
+            .unwrap()
+    };
+    let trusted = registry(Some(&dir.path().join("ca.pem")));
+    assert!(
+        trusted
+            .schema(1)
+            .unwrap()
+            .schema
+            .contains("\"name\": \"T\"")
+    );
+    let untrusted = registry(None).schema(1).unwrap_err().to_string();
+    assert!(untrusted.contains("is unreachable"), "{untrusted}");
+    assert!(
+        untrusted.to_lowercase().contains("certificate"),
+        "{untrusted}"
+    );
+    assert!(untrusted.contains("schema_registry_ca"), "{untrusted}");
+    let _ = server.kill();
+    let _ = server.wait();
+}

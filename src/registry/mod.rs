@@ -28,7 +28,7 @@ pub enum RegistryError {
     )]
     Settings { url: String, reason: String },
     #[error(
-        "Schema Registry {url} is unreachable ({reason}); check schema_registry_url, the network and the credentials. No record was set aside; rerun when it answers"
+        "Schema Registry {url} is unreachable ({reason}); check schema_registry_url, the network, the credentials and, for a private CA, schema_registry_ca. No record was set aside; rerun when it answers"
     )]
     Unreachable { url: String, reason: String },
     #[error("Schema Registry {url} has no schema with id {id} ({reason})")]
@@ -190,9 +190,20 @@ impl Registry {
     }
 }
 
+/// The error with its causes, down to the root (a TLS error hides two levels deep).
 fn reason(e: &schema_registry_converter::error::SRCError) -> String {
-    match &e.cause {
+    let mut text = match &e.cause {
         Some(cause) => format!("{}: {cause}", e.error),
         None => e.error.clone(),
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
     }
+    text
 }
