@@ -696,3 +696,44 @@ fn a_registry_behind_a_private_ca_needs_schema_registry_ca() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// The in-process registry answers the REST subset producers and runner use.
+#[test]
+fn the_embedded_registry_serves_register_by_id_and_latest_by_subject() {
+    let env = WithRegistry::start("payments");
+    let id1 = env
+        .registry
+        .register("payments-value", SchemaType::Avro, V1)
+        .unwrap();
+    let again = env
+        .registry
+        .register("payments-value", SchemaType::Avro, V1)
+        .unwrap();
+    assert_eq!(id1, again, "registering the same schema twice keeps its id");
+    let id2 = env
+        .registry
+        .register("payments-value", SchemaType::Avro, &v2())
+        .unwrap();
+    let get = |path: &str| {
+        let url = format!("{}{path}", env.server.url());
+        env.rt.block_on(async {
+            let response = reqwest::get(&url).await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        })
+    };
+    let (status, latest) = get("/subjects/payments-value/versions/latest");
+    assert_eq!(status, 200);
+    assert_eq!(
+        (latest["id"].as_u64(), latest["version"].as_u64()),
+        (Some(id2 as u64), Some(2))
+    );
+    assert_eq!(get("/subjects").1, serde_json::json!(["payments-value"]));
+    assert_eq!(
+        get("/subjects/payments-value/versions").1,
+        serde_json::json!([1, 2])
+    );
+    assert_eq!(get(&format!("/schemas/ids/{id1}")).1["schema"], V1);
+    let (status, missing) = get("/schemas/ids/999");
+    assert_eq!((status, missing["error_code"].as_u64()), (404, Some(40403)));
+}
