@@ -24,10 +24,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 
+# tansu builds in the background while the tests build: each build has serial stretches
+# (single crates, linking) that leave a core idle for the other.
 tansu_bin="$(command -v tansu || echo "$HOME/.cargo/bin/tansu")"
+tansu_pid=""
+tansu_log="$(mktemp)"
 if ! [ -x "$tansu_bin" ] || [ "$("$tansu_bin" --version 2>/dev/null)" != "tansu $TANSU_VERSION" ]; then
-  echo "installing tansu $TANSU_VERSION (a one-time build of about 10-20 minutes)"
-  cargo install tansu --version "$TANSU_VERSION" --locked --features libsql
+  echo "installing tansu $TANSU_VERSION in the background (a one-time build of about 10-20 minutes)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features libsql >"$tansu_log" 2>&1 &
+  tansu_pid=$!
   tansu_bin="$HOME/.cargo/bin/tansu"
 fi
 export TANSU_BIN="$tansu_bin"
@@ -43,6 +48,16 @@ if ! python3 -c "import duckdb, pyarrow" 2>/dev/null; then
   echo "installing duckdb and pyarrow from PyPI"
   python3 -m pip install --quiet duckdb==2.0.0 pyarrow==26.0.1 \
     || python3 -m pip install --quiet --break-system-packages duckdb==2.0.0 pyarrow==26.0.1
+fi
+
+cargo test --all-targets --no-run
+if [ -n "$tansu_pid" ]; then
+  if ! wait "$tansu_pid"; then
+    cat "$tansu_log"
+    echo "installing tansu failed; run: cargo install tansu --version $TANSU_VERSION --locked --features libsql"
+    exit 1
+  fi
+  echo "tansu $TANSU_VERSION installed"
 fi
 
 cargo test --all-targets -- --test-threads 2
