@@ -41,6 +41,43 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run the export on an embedded Kafka broker with sample data, writing to out/demo.
     Demo(DemoArgs),
+    /// List, describe, create or delete topics on the cluster of connections.json.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Topics and their partition counts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Partitions (leader, replicas, low and high watermarks), configs, and each group's lag.
+    Describe {
+        topic: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a topic.
+    Create {
+        topic: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
+        /// A topic config, `key=value` (repeatable), e.g. `--config cleanup.policy=compact`.
+        #[arg(long = "config", value_parser = key_value)]
+        configs: Vec<(String, String)>,
+    },
+    /// Delete a topic.
+    Delete { topic: String },
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text} is not key=value"))
 }
 
 #[derive(Debug, Args)]
@@ -147,4 +184,74 @@ pub fn print_checks(ctx: &RunContext, run_id: &str) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Runs a `runner topics` command and prints its result.
+pub fn topics(
+    admin: &runner::admin::Admin,
+    config: &runner::config::Config,
+    command: TopicsCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        TopicsCommand::List { json } => {
+            let topics = admin.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&topics)?);
+            } else {
+                println!("{:<40} {:>10}", "topic", "partitions");
+                for t in topics {
+                    println!("{:<40} {:>10}", t.topic, t.partitions);
+                }
+            }
+        }
+        TopicsCommand::Describe { topic, json } => {
+            let groups: Vec<String> = config
+                .topics
+                .iter()
+                .filter(|t| t.topic == topic)
+                .map(|t| t.group_id())
+                .collect();
+            let d = admin.describe(&topic, &groups)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("topic {}", d.topic);
+            println!(
+                "{:>9} {:>7} {:<12} {:>14} {:>14}",
+                "partition", "leader", "replicas", "low", "high"
+            );
+            for p in &d.partitions {
+                let replicas = format!("{:?}", p.replicas);
+                println!(
+                    "{:>9} {:>7} {:<12} {:>14} {:>14}",
+                    p.partition, p.leader, replicas, p.low, p.high
+                );
+            }
+            for (k, v) in &d.configs {
+                println!("config {k}={v}");
+            }
+            for g in &d.groups {
+                println!("group {} lag {}", g.group, g.total_lag);
+                for (partition, committed, lag) in &g.partitions {
+                    let committed = committed.map_or("-".to_string(), |o| o.to_string());
+                    println!("  partition {partition} committed {committed} lag {lag}");
+                }
+            }
+        }
+        TopicsCommand::Create {
+            topic,
+            partitions,
+            replication_factor,
+            configs,
+        } => {
+            admin.create(&topic, partitions, replication_factor, &configs)?;
+            println!("created topic {topic} with {partitions} partitions");
+        }
+        TopicsCommand::Delete { topic } => {
+            admin.delete(&topic)?;
+            println!("deleted topic {topic}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@
 // Errors carry their topic, partition and offset by value; they are rare, so size is no concern.
 #![allow(clippy::result_large_err)]
 
+pub mod admin;
 pub mod check;
 pub mod config;
 pub mod dead_letter_topic;
