@@ -41,9 +41,34 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run the export on an embedded Kafka broker with sample data, writing to out/demo.
     Demo(DemoArgs),
+    /// Produce JSON lines (a file or stdin) to a topic, encoded as its format in topics.json;
+    /// fails unless every record is acknowledged.
+    Produce(ProduceArgs),
     /// List, describe, create or delete topics on the cluster of connections.json.
     #[command(subcommand)]
     Topics(TopicsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// The topic; its entry in topics.json gives the format (raw when it has none).
+    #[arg(long)]
+    pub topic: String,
+    /// JSON lines to read; stdin when absent.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Use this field of each JSON value as the record key.
+    #[arg(long)]
+    pub key_field: Option<String>,
+    /// Generate sample events instead of reading input: `transactions` (the seed's events).
+    #[arg(long, value_parser = ["transactions"])]
+    pub generate: Option<String>,
+    /// Generated events.
+    #[arg(long, default_value_t = 1000)]
+    pub count: usize,
+    /// Distinct accounts of generated transactions.
+    #[arg(long, default_value_t = 20)]
+    pub accounts: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,5 +278,65 @@ pub fn topics(
             println!("deleted topic {topic}");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `runner produce`.
+pub fn produce(
+    config: &runner::config::Config,
+    registry: Option<&runner::registry::Registry>,
+    args: ProduceArgs,
+) -> anyhow::Result<ExitCode> {
+    use std::io::BufRead;
+    let topic = match config.topics.iter().find(|t| t.topic == args.topic) {
+        Some(t) => t.clone(),
+        None => serde_json::from_value(serde_json::json!({"topic": args.topic}))?,
+    };
+    let encoder = runner::produce::Encoder::new(&topic, registry)?;
+    let key = args
+        .key_field
+        .as_deref()
+        .or(args.generate.as_ref().map(|_| "account_number"));
+    let parse = |line: std::io::Result<String>| -> Result<serde_json::Value, String> {
+        let line = line.map_err(|e| e.to_string())?;
+        serde_json::from_str(&line).map_err(|e| format!("not JSON: {e}"))
+    };
+    let sent = match (&args.generate, &args.file) {
+        (Some(_), _) => runner::produce::produce(
+            &config.connections,
+            &topic.topic,
+            &encoder,
+            key,
+            runner::produce::transactions(args.count, args.accounts),
+        )?,
+        (None, Some(file)) => {
+            let reader = std::io::BufReader::new(std::fs::File::open(file)?);
+            let lines = reader
+                .lines()
+                .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()));
+            runner::produce::produce(
+                &config.connections,
+                &topic.topic,
+                &encoder,
+                key,
+                lines.map(parse),
+            )?
+        }
+        (None, None) => {
+            let lines = std::io::stdin().lock().lines();
+            let lines = lines.filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()));
+            runner::produce::produce(
+                &config.connections,
+                &topic.topic,
+                &encoder,
+                key,
+                lines.map(parse),
+            )?
+        }
+    };
+    println!(
+        "produced {sent} records to {}, all acknowledged",
+        topic.topic
+    );
     Ok(ExitCode::SUCCESS)
 }

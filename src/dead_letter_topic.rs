@@ -5,12 +5,11 @@
 
 use crate::config::Connections;
 use crate::decode::Decoded;
+use crate::kafka::Deliveries;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
-use rdkafka::ClientContext;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use std::sync::Mutex;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,25 +31,6 @@ pub enum DeadLetterError {
     },
 }
 
-/// Collects delivery failures reported by librdkafka.
-#[derive(Default)]
-struct Deliveries {
-    failures: Mutex<Vec<String>>,
-}
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result
-            && let Ok(mut failures) = self.failures.lock()
-        {
-            failures.push(e.to_string());
-        }
-    }
-}
-
 pub struct DeadLetterTopic {
     topic: String,
     producer: ThreadedProducer<Deliveries>,
@@ -58,10 +38,7 @@ pub struct DeadLetterTopic {
 
 impl DeadLetterTopic {
     pub fn new(connections: &Connections, topic: &str) -> Result<Self, DeadLetterError> {
-        let producer = crate::kafka::client_config(connections)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
+        let producer = crate::kafka::acknowledged_producer_config(connections)
             .create_with_context(Deliveries::default())
             .map_err(|source| DeadLetterError::Producer {
                 topic: topic.to_string(),
@@ -163,13 +140,7 @@ impl DeadLetterTopic {
                 e.to_string(),
             )
         })?;
-        let failures = self
-            .producer
-            .context()
-            .failures
-            .lock()
-            .map(|mut f| std::mem::take(&mut *f))
-            .unwrap_or_default();
+        let failures = self.producer.context().take_failures();
         if let Some(first) = failures.first() {
             return Err(failed(failures.len(), first.clone()));
         }

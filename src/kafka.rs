@@ -59,3 +59,42 @@ pub fn export_consumer_config(conn: &Connections, group_id: &str) -> ClientConfi
     }
     cfg
 }
+
+/// Producer settings for records that must not be lost or duplicated by retries.
+pub fn acknowledged_producer_config(conn: &Connections) -> ClientConfig {
+    let mut cfg = client_config(conn);
+    cfg.set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5");
+    cfg
+}
+
+/// Collects the delivery failures librdkafka reports, so a producer can prove every record
+/// was acknowledged.
+#[derive(Default)]
+pub struct Deliveries {
+    failures: std::sync::Mutex<Vec<String>>,
+}
+
+impl Deliveries {
+    /// The failures reported so far, cleared.
+    pub fn take_failures(&self) -> Vec<String> {
+        self.failures
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default()
+    }
+}
+
+impl rdkafka::ClientContext for Deliveries {}
+
+impl rdkafka::producer::ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result
+            && let Ok(mut failures) = self.failures.lock()
+        {
+            failures.push(e.to_string());
+        }
+    }
+}

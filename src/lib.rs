@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod kafka;
 pub mod logging;
 pub mod plan;
+pub mod produce;
 pub mod progress;
 pub mod read;
 pub mod registry;

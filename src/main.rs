@@ -84,6 +84,11 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
             Ok(report(&jobs::run_once(&ctx, &topics)))
         }
         Command::Demo(args) => demo::run(&cli.config_dir, &args, rt.handle().clone()),
+        Command::Produce(args) => {
+            let config = Config::load(&cli.config_dir)?;
+            let registry = Registry::from_connections(&config.connections, rt.handle().clone())?;
+            cli::produce(&config, registry.as_ref(), args)
+        }
         Command::Topics(command) => {
             let config = Config::load(&cli.config_dir)?;
             let admin = runner::admin::Admin::new(&config.connections, rt.handle().clone())?;

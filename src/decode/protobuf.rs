@@ -226,6 +226,12 @@ impl protox::file::FileResolver for InMemory {
     }
 }
 
+/// The first message of `.proto` source, as Confluent's message index 0 names it.
+pub fn first_message(name: &str, source: &str) -> Result<MessageDescriptor, String> {
+    let pool = compile_source(name, source)?;
+    by_index_path(&pool, &[0]).ok_or_else(|| format!("{name} defines no message"))
+}
+
 /// The message type `name` from a `.proto` file (compiled with its folder as include path) or
 /// a binary descriptor set (`protoc --include_imports --descriptor_set_out`).
 pub fn load_fixed(file: &Path, name: &str) -> Result<MessageDescriptor, String> {

@@ -151,6 +151,20 @@ impl Registry {
         Ok(schema)
     }
 
+    /// The latest schema registered under a subject.
+    pub fn latest(&self, subject: &str) -> Result<RegisteredSchema, RegistryError> {
+        self.rt
+            .block_on(sr::get_schema_by_subject_and_version(
+                &self.settings,
+                subject,
+                None,
+            ))
+            .map_err(|e| RegistryError::Failed {
+                url: self.url.clone(),
+                reason: format!("no latest schema for subject {subject}: {}", reason(&e)),
+            })
+    }
+
     /// Lists the registry's subjects: proves that it answers and accepts the credentials.
     pub fn subjects(&self) -> Result<Vec<String>, RegistryError> {
         self.rt
