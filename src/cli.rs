@@ -301,39 +301,21 @@ pub fn produce(
         let line = line.map_err(|e| e.to_string())?;
         serde_json::from_str(&line).map_err(|e| format!("not JSON: {e}"))
     };
-    let sent = match (&args.generate, &args.file) {
-        (Some(_), _) => runner::produce::produce(
-            &config.connections,
-            &topic.topic,
-            &encoder,
-            key,
-            runner::produce::transactions(args.count, args.accounts),
-        )?,
-        (None, Some(file)) => {
-            let reader = std::io::BufReader::new(std::fs::File::open(file)?);
-            let lines = reader
-                .lines()
-                .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()));
-            runner::produce::produce(
-                &config.connections,
-                &topic.topic,
-                &encoder,
-                key,
-                lines.map(parse),
-            )?
-        }
-        (None, None) => {
-            let lines = std::io::stdin().lock().lines();
-            let lines = lines.filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()));
-            runner::produce::produce(
-                &config.connections,
-                &topic.topic,
-                &encoder,
-                key,
-                lines.map(parse),
-            )?
-        }
-    };
+    let values: Box<dyn Iterator<Item = Result<serde_json::Value, String>>> =
+        match (&args.generate, &args.file) {
+            (Some(_), _) => Box::new(runner::produce::transactions(args.count, args.accounts)),
+            (None, file) => {
+                let reader: Box<dyn BufRead> = match file {
+                    Some(file) => Box::new(std::io::BufReader::new(std::fs::File::open(file)?)),
+                    None => Box::new(std::io::stdin().lock()),
+                };
+                let lines = reader
+                    .lines()
+                    .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()));
+                Box::new(lines.map(parse))
+            }
+        };
+    let sent = runner::produce::produce(&config.connections, &topic.topic, &encoder, key, values)?;
     println!(
         "produced {sent} records to {}, all acknowledged",
         topic.topic

@@ -115,24 +115,8 @@ impl DeadLetterTopic {
             if values.is_valid(row) {
                 record = record.payload(values.value(row));
             }
-            let mut pending = record;
-            loop {
-                match self.producer.send(pending) {
-                    Ok(()) => break,
-                    Err((
-                        rdkafka::error::KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::QueueFull,
-                        ),
-                        back,
-                    )) => {
-                        std::thread::sleep(Duration::from_millis(10));
-                        pending = back;
-                    }
-                    Err((e, _)) => {
-                        return Err(failed(dead.num_rows() - row, e.to_string()));
-                    }
-                }
-            }
+            crate::kafka::send(&self.producer, record)
+                .map_err(|e| failed(dead.num_rows() - row, e.to_string()))?;
         }
         self.producer.flush(Duration::from_secs(60)).map_err(|e| {
             failed(

@@ -98,3 +98,31 @@ impl rdkafka::producer::ProducerContext for Deliveries {
         }
     }
 }
+
+/// Queues a record, waiting while librdkafka's queue is full; delivery is reported later.
+pub fn send<C, K, P>(
+    producer: &rdkafka::producer::ThreadedProducer<C>,
+    record: rdkafka::producer::BaseRecord<'_, K, P>,
+) -> Result<(), rdkafka::error::KafkaError>
+where
+    C: rdkafka::producer::ProducerContext<DeliveryOpaque = ()> + 'static,
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    let mut pending = record;
+    loop {
+        match producer.send(pending) {
+            Ok(()) => return Ok(()),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                back,
+            )) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                pending = back;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}

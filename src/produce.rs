@@ -186,22 +186,7 @@ pub fn produce(
         if let Some(key) = key.as_deref() {
             record = record.key(key);
         }
-        let mut pending = record;
-        loop {
-            match producer.send(pending) {
-                Ok(()) => break,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) => {
-                    std::thread::sleep(Duration::from_millis(10));
-                    pending = back;
-                }
-                Err((e, _)) => return Err(encode_error(e.to_string())),
-            }
-        }
+        crate::kafka::send(&producer, record).map_err(|e| encode_error(e.to_string()))?;
         sent += 1;
     }
     let flushed = producer.flush(Duration::from_secs(60));
