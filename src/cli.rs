@@ -303,7 +303,7 @@ pub fn produce(
     };
     let values: Box<dyn Iterator<Item = Result<serde_json::Value, String>>> =
         match (&args.generate, &args.file) {
-            (Some(_), _) => Box::new(runner::produce::transactions(args.count, args.accounts)),
+            (Some(_), _) => Box::new(runner::produce::transactions(0..args.count, args.accounts)),
             (None, file) => {
                 let reader: Box<dyn BufRead> = match file {
                     Some(file) => Box::new(std::io::BufReader::new(std::fs::File::open(file)?)),

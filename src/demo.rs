@@ -2,9 +2,10 @@
 
 use crate::cli::DemoArgs;
 use anyhow::Context;
-use runner::config::{Config, Connections, TopicConfig};
+use runner::config::{Config, Connections, Format, TopicConfig};
 use runner::embedded::{EmbeddedKafka, Record};
 use runner::jobs::{self, RunContext, RunOptions};
+use runner::produce::{Encoder, transactions};
 use runner::sink::Sink;
 use std::path::Path;
 use std::process::ExitCode;
@@ -49,9 +50,30 @@ pub fn run(config_dir: &Path, args: &DemoArgs, rt: Handle) -> anyhow::Result<Exi
     );
     let mut code = ExitCode::SUCCESS;
     for (round, count) in [(1, args.records), (2, args.records / 2)] {
+        let first = if round == 1 { 0 } else { args.records };
         for topic in &topics {
-            let first = if round == 1 { 0 } else { args.records };
-            kafka.produce(&topic.topic, sample(first, count))?;
+            match topic.format {
+                // Typed formats get the seed's transaction events, encoded as configured.
+                Format::Avro | Format::Protobuf => {
+                    let encoder = Encoder::new(topic, None)?;
+                    let records = transactions(first..first + count, 20)
+                        .map(|v| {
+                            let v = v.map_err(anyhow::Error::msg)?;
+                            let key = v["account_number"].as_str().map(|k| k.as_bytes().to_vec());
+                            let value = encoder.encode(&v).map_err(anyhow::Error::msg)?;
+                            Ok(Record {
+                                key,
+                                value: Some(value),
+                                ..Record::default()
+                            })
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    kafka.produce(&topic.topic, records)?;
+                }
+                _ => {
+                    kafka.produce(&topic.topic, sample(first, count))?;
+                }
+            }
         }
         println!("\nrun {round}: produced {count} records per topic, exporting");
         let outcomes = jobs::run_once(&ctx, &topics);
@@ -60,7 +82,8 @@ pub fn run(config_dir: &Path, args: &DemoArgs, rt: Handle) -> anyhow::Result<Exi
         }
     }
     println!(
-        "\nThe second run exported only the new records: it resumed from the progress recorded in {}/_runner.\nRead the files with DuckDB:\n  duckdb -c \"SELECT kafka_partition, count(*) FROM '{}/*/*/*.parquet' GROUP BY 1\"",
+        "\nThe second run exported only the new records: it resumed from the progress recorded in {}/_runner.\nRead the files with DuckDB:\n  duckdb -c \"SELECT kafka_partition, count(*) FROM '{}/*/*/*.parquet' GROUP BY 1\"\n  duckdb -c \"SELECT account_number, sum(amount) FROM '{}/transactions/*/*.parquet' GROUP BY 1 ORDER BY 1\"",
+        out.display(),
         out.display(),
         out.display()
     );

@@ -205,11 +205,14 @@ pub fn produce(
     Ok(sent)
 }
 
-/// The seed's transaction events as JSON (Protobuf JSON mapping: the time as RFC 3339),
-/// deterministic for a given count and number of accounts.
-pub fn transactions(count: usize, accounts: usize) -> impl Iterator<Item = Result<Value, String>> {
+/// The seed's transaction events `range` as JSON (Protobuf JSON mapping: the time as
+/// RFC 3339), deterministic for a given index and number of accounts.
+pub fn transactions(
+    range: std::ops::Range<usize>,
+    accounts: usize,
+) -> impl Iterator<Item = Result<Value, String>> {
     let accounts = accounts.max(1);
-    (0..count).map(move |i| {
+    range.map(move |i| {
         // A small linear congruential step keeps amounts varied and repeatable.
         let mix = (i as u64)
             .wrapping_mul(6_364_136_223_846_793_005)

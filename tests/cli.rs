@@ -49,7 +49,7 @@ fn validate_accepts_the_repository_config() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("are valid: 2 topics (2 enabled)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("are valid: 3 topics (3 enabled)"));
 }
 
 #[test]
@@ -107,4 +107,33 @@ fn plan_prints_ranges_and_reads_nothing_and_once_reports_per_topic() {
         "{stdout}"
     );
     assert!(stderr.contains("1 of 2 topics failed: absent"), "{stderr}");
+}
+
+/// README's first command, on a copy of the repository's config.
+#[test]
+fn the_demo_exports_every_topic_twice_including_the_protobuf_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["connections.json", "topics.json"] {
+        std::fs::copy(root.join(file), dir.path().join(file)).unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("config/schemas")).unwrap();
+    std::fs::copy(
+        root.join("config/schemas/transaction.proto"),
+        dir.path().join("config/schemas/transaction.proto"),
+    )
+    .unwrap();
+    let out = runner(dir.path(), &["demo", "--records", "400"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for topic in ["orders", "payments_raw", "transactions"] {
+        let first = format!("topic={topic} status=ok records=400 dead_letters=0");
+        let second = format!("topic={topic} status=ok records=200 dead_letters=0");
+        assert!(stdout.contains(&first), "{stdout}");
+        assert!(stdout.contains(&second), "{stdout}");
+    }
+    let files = common::parquet_files(&dir.path().join("out/demo/transactions"));
+    let amounts = common::column_strings(&dir.path().join("out/demo"), "transactions", "amount");
+    assert!(!files.is_empty());
+    assert_eq!(amounts.len(), 600, "typed amounts of every transaction");
 }

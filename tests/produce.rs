@@ -72,7 +72,7 @@ fn generated_transactions_in_protobuf_round_trip_field_by_field() {
         "schema_file": proto, "message": "bank.Transaction", "key_format": "string"}),
     );
     assert_eq!(records(&run(&env.ctx, &[t])), 200);
-    let expected: Vec<serde_json::Value> = runner::produce::transactions(200, 5)
+    let expected: Vec<serde_json::Value> = runner::produce::transactions(0..200, 5)
         .map(|v| v.unwrap())
         .collect();
     let mut seen = 0;
