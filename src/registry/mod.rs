@@ -8,6 +8,7 @@ pub use server::EmbeddedRegistry;
 
 use crate::config::Connections;
 use schema_registry_converter::async_impl::schema_registry::{self as sr, SrSettings};
+use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::SuppliedSchema;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -126,22 +127,7 @@ impl Registry {
                     delay *= 2;
                     attempt += 1;
                 }
-                Err(e) if e.retriable => {
-                    return Err(RegistryError::Unreachable {
-                        url: self.url.clone(),
-                        reason: reason(&e),
-                    });
-                }
-                Err(e) => {
-                    let (url, reason) = (self.url.clone(), reason(&e));
-                    return Err(if reason.contains("status 404") {
-                        RegistryError::UnknownId { url, id, reason }
-                    } else if reason.contains("status 401") || reason.contains("status 403") {
-                        RegistryError::Rejected { url, reason }
-                    } else {
-                        RegistryError::Failed { url, reason }
-                    });
-                }
+                Err(e) => return Err(self.classify(&e, Some(id))),
             }
         };
         let schema = Arc::new(schema);
@@ -169,16 +155,23 @@ impl Registry {
     pub fn subjects(&self) -> Result<Vec<String>, RegistryError> {
         self.rt
             .block_on(sr::get_all_subjects(&self.settings))
-            .map_err(|e| {
-                let (url, reason) = (self.url.clone(), reason(&e));
-                if reason.contains("status 401") || reason.contains("status 403") {
-                    RegistryError::Rejected { url, reason }
-                } else if e.retriable {
-                    RegistryError::Unreachable { url, reason }
-                } else {
-                    RegistryError::Failed { url, reason }
-                }
-            })
+            .map_err(|e| self.classify(&e, None))
+    }
+
+    /// The kind of a failed call: a missing schema `id` (the record's fault), rejected
+    /// credentials, an unreachable registry, or another failure.
+    fn classify(&self, e: &SRCError, id: Option<u32>) -> RegistryError {
+        let (url, reason) = (self.url.clone(), reason(e));
+        match id {
+            Some(id) if reason.contains("status 404") => {
+                RegistryError::UnknownId { url, id, reason }
+            }
+            _ if reason.contains("status 401") || reason.contains("status 403") => {
+                RegistryError::Rejected { url, reason }
+            }
+            _ if e.retriable => RegistryError::Unreachable { url, reason },
+            _ => RegistryError::Failed { url, reason },
+        }
     }
 
     /// Registers a schema under a subject (or finds it there) and returns its id.
@@ -205,7 +198,7 @@ impl Registry {
 }
 
 /// The error with its causes, down to the root (a TLS error hides two levels deep).
-fn reason(e: &schema_registry_converter::error::SRCError) -> String {
+fn reason(e: &SRCError) -> String {
     let mut text = match &e.cause {
         Some(cause) => format!("{}: {cause}", e.error),
         None => e.error.clone(),
