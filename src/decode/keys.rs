@@ -27,10 +27,8 @@ pub(super) fn decode(payload: &mut Payload, keys: &BinaryArray) -> Result<ArrayR
     })?;
     let mut arrays = Vec::with_capacity(pieces.len());
     for (fields, columns) in pieces {
-        let is_text = fields.len() == 1
-            && fields[0].data_type() == &DataType::Utf8
-            && matches!(payload, Payload::String);
-        let array: ArrayRef = if is_text {
+        // Text keys stay a plain string column; structured keys become a struct of fields.
+        let array: ArrayRef = if matches!(payload, Payload::String) && columns.len() == 1 {
             columns[0].clone()
         } else {
             let rows = columns.first().map_or(0, |c| c.len());

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 pub use dead_letter::DEAD_LETTER_COLUMNS;
 pub use metadata::METADATA_COLUMNS;
-pub use protobuf::{first_message, load_fixed as load_message};
+pub use protobuf::{first_message, load_message};
 
 /// A decoded batch: the rows that decoded, with the offsets and timestamps they came from, and
 /// the dead-letter rows of those that did not, with their offsets.

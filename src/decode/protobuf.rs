@@ -83,7 +83,7 @@ impl ProtobufDecoder {
     ) -> Result<(MessageDescriptor, &'a [u8]), PayloadError> {
         if let Some((file, name)) = &self.fixed {
             if self.fixed_type.is_none() {
-                self.fixed_type = Some(load_fixed(file, name).map_err(PayloadError::Batch)?);
+                self.fixed_type = Some(load_message(file, name).map_err(PayloadError::Batch)?);
             }
             let descriptor = self.fixed_type.clone();
             return descriptor
@@ -234,7 +234,7 @@ pub fn first_message(name: &str, source: &str) -> Result<MessageDescriptor, Stri
 
 /// The message type `name` from a `.proto` file (compiled with its folder as include path) or
 /// a binary descriptor set (`protoc --include_imports --descriptor_set_out`).
-pub fn load_fixed(file: &Path, name: &str) -> Result<MessageDescriptor, String> {
+pub fn load_message(file: &Path, name: &str) -> Result<MessageDescriptor, String> {
     let what = file.display();
     let pool = if file.extension().is_some_and(|e| e == "proto") {
         let folder = file.parent().unwrap_or(Path::new("."));

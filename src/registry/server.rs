@@ -103,6 +103,14 @@ impl Drop for EmbeddedRegistry {
     }
 }
 
+/// Runs `f` on the schemas; a poisoned lock (a panicked handler) answers 500.
+fn with_schemas(state: &Shared, f: impl FnOnce(&mut Schemas) -> Response) -> Response {
+    match state.lock() {
+        Ok(mut schemas) => f(&mut schemas),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
 fn not_found(code: u32, message: &str) -> Response {
     let body = json!({"error_code": code, "message": message});
     (StatusCode::NOT_FOUND, Json(body)).into_response()
@@ -122,99 +130,95 @@ async fn register(
     Json(body): Json<Register>,
 ) -> Response {
     let schema_type = body.schema_type.unwrap_or_else(|| "AVRO".to_string());
-    let Ok(mut s) = state.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let same = |e: &Entry| e.schema == body.schema && e.schema_type == schema_type;
-    if let Some(e) = s.entries.iter().find(|e| e.subject == subject && same(e)) {
-        return Json(json!({"id": e.id})).into_response();
-    }
-    // The same schema under another subject keeps its id, as in Confluent's registry.
-    let id = match s.entries.iter().find(|e| same(e)) {
-        Some(e) => e.id,
-        None => {
-            s.next_id += 1;
-            s.next_id - 1
+    with_schemas(&state, |s| {
+        let same = |e: &Entry| e.schema == body.schema && e.schema_type == schema_type;
+        if let Some(e) = s.entries.iter().find(|e| e.subject == subject && same(e)) {
+            return Json(json!({"id": e.id})).into_response();
         }
-    };
-    let version = s.entries.iter().filter(|e| e.subject == subject).count() as u32 + 1;
-    s.entries.push(Entry {
-        subject,
-        version,
-        id,
-        schema: body.schema,
-        schema_type,
-    });
-    Json(json!({"id": id})).into_response()
+        // The same schema under another subject keeps its id, as in Confluent's registry.
+        let id = match s.entries.iter().find(|e| same(e)) {
+            Some(e) => e.id,
+            None => {
+                s.next_id += 1;
+                s.next_id - 1
+            }
+        };
+        let version = s.entries.iter().filter(|e| e.subject == subject).count() as u32 + 1;
+        s.entries.push(Entry {
+            subject,
+            version,
+            id,
+            schema: body.schema,
+            schema_type,
+        });
+        Json(json!({"id": id})).into_response()
+    })
 }
 
-fn describe(e: &Entry) -> Value {
-    let mut v = json!({"subject": e.subject, "version": e.version, "id": e.id, "schema": e.schema});
+/// The schema as the registry returns it; `schemaType` is left out for Avro, as Confluent does.
+fn schema_json(e: &Entry) -> Value {
+    let mut v = json!({"schema": e.schema});
     if e.schema_type != "AVRO" {
         v["schemaType"] = json!(e.schema_type);
     }
     v
 }
 
+fn describe(e: &Entry) -> Value {
+    let mut v = schema_json(e);
+    v["subject"] = json!(e.subject);
+    v["version"] = json!(e.version);
+    v["id"] = json!(e.id);
+    v
+}
+
 async fn by_id(State(state): State<Shared>, Path(id): Path<u32>) -> Response {
-    let Ok(s) = state.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    match s.entries.iter().find(|e| e.id == id) {
-        Some(e) => {
-            let mut v = json!({"schema": e.schema});
-            if e.schema_type != "AVRO" {
-                v["schemaType"] = json!(e.schema_type);
-            }
-            Json(v).into_response()
-        }
+    with_schemas(&state, |s| match s.entries.iter().find(|e| e.id == id) {
+        Some(e) => Json(schema_json(e)).into_response(),
         None => not_found(40403, "Schema not found"),
-    }
+    })
 }
 
 async fn subjects(State(state): State<Shared>) -> Response {
-    let Ok(s) = state.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let mut names: Vec<&str> = s.entries.iter().map(|e| e.subject.as_str()).collect();
-    names.sort();
-    names.dedup();
-    Json(json!(names)).into_response()
+    with_schemas(&state, |s| {
+        let mut names: Vec<&str> = s.entries.iter().map(|e| e.subject.as_str()).collect();
+        names.sort();
+        names.dedup();
+        Json(json!(names)).into_response()
+    })
 }
 
 async fn versions(State(state): State<Shared>, Path(subject): Path<String>) -> Response {
-    let Ok(s) = state.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let versions: Vec<u32> = s
-        .entries
-        .iter()
-        .filter(|e| e.subject == subject)
-        .map(|e| e.version)
-        .collect();
-    if versions.is_empty() {
-        return not_found(40401, "Subject not found");
-    }
-    Json(json!(versions)).into_response()
+    with_schemas(&state, |s| {
+        let versions: Vec<u32> = s
+            .entries
+            .iter()
+            .filter(|e| e.subject == subject)
+            .map(|e| e.version)
+            .collect();
+        if versions.is_empty() {
+            return not_found(40401, "Subject not found");
+        }
+        Json(json!(versions)).into_response()
+    })
 }
 
 async fn version(
     State(state): State<Shared>,
     Path((subject, version)): Path<(String, String)>,
 ) -> Response {
-    let Ok(s) = state.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let of_subject = s.entries.iter().filter(|e| e.subject == subject);
-    let found = match version.as_str() {
-        "latest" => of_subject.max_by_key(|e| e.version),
-        v => {
-            let wanted: u32 = v.parse().unwrap_or(0);
-            of_subject.into_iter().find(|e| e.version == wanted)
+    with_schemas(&state, |s| {
+        let of_subject = s.entries.iter().filter(|e| e.subject == subject);
+        let found = match version.as_str() {
+            "latest" => of_subject.max_by_key(|e| e.version),
+            v => {
+                let wanted: u32 = v.parse().unwrap_or(0);
+                of_subject.into_iter().find(|e| e.version == wanted)
+            }
+        };
+        match found {
+            Some(e) => Json(describe(e)).into_response(),
+            None => not_found(40402, "Version not found"),
         }
-    };
-    match found {
-        Some(e) => Json(describe(e)).into_response(),
-        None => not_found(40402, "Version not found"),
-    }
+    })
 }
