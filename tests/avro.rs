@@ -97,6 +97,17 @@ fn payment(i: i64, with_channel: bool) -> Vec<(String, Value)> {
     fields
 }
 
+/// Registers V1 then v2 under `payments-value`; returns their ids.
+fn register_versions(registry: &Registry) -> (u32, u32) {
+    let id1 = registry
+        .register("payments-value", SchemaType::Avro, V1)
+        .unwrap();
+    let id2 = registry
+        .register("payments-value", SchemaType::Avro, &v2())
+        .unwrap();
+    (id1, id2)
+}
+
 fn framed(id: u32, schema: &apache_avro::Schema, fields: Vec<(String, Value)>) -> Vec<u8> {
     let mut bytes = vec![0u8];
     bytes.extend(id.to_be_bytes());
@@ -111,12 +122,7 @@ fn framed(id: u32, schema: &apache_avro::Schema, fields: Vec<(String, Value)>) -
 fn framed_avro_becomes_typed_columns_across_schema_versions_with_bad_records_set_aside() {
     let env = WithRegistry::start("payments");
     let (ctx, kafka, out, registry) = (&env.ctx, &env.kafka, &env.out, &env.registry);
-    let id1 = registry
-        .register("payments-value", SchemaType::Avro, V1)
-        .unwrap();
-    let id2 = registry
-        .register("payments-value", SchemaType::Avro, &v2())
-        .unwrap();
+    let (id1, id2) = register_versions(registry);
     assert_ne!(id1, id2);
     let s1 = apache_avro::Schema::parse_str(V1).unwrap();
     let s2 = apache_avro::Schema::parse_str(&v2()).unwrap();
@@ -493,12 +499,7 @@ fn a_registry_with_basic_auth_takes_the_credentials_and_names_a_rejection() {
 fn duckdb_and_pyarrow_read_every_file_of_a_topic_together() {
     let env = WithRegistry::start("payments");
     let (ctx, kafka, out, registry) = (&env.ctx, &env.kafka, &env.out, &env.registry);
-    let id1 = registry
-        .register("payments-value", SchemaType::Avro, V1)
-        .unwrap();
-    let id2 = registry
-        .register("payments-value", SchemaType::Avro, &v2())
-        .unwrap();
+    let (id1, id2) = register_versions(registry);
     let s1 = apache_avro::Schema::parse_str(V1).unwrap();
     let s2 = apache_avro::Schema::parse_str(&v2()).unwrap();
     let values = (0..10)

@@ -8,16 +8,10 @@ use runner::config::Config;
 use runner::embedded::EmbeddedKafka;
 use runner::sink::Sink;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn write_config(dir: &Path, connections: serde_json::Value, topics: serde_json::Value) {
-    std::fs::write(dir.join("connections.json"), connections.to_string()).unwrap();
-    std::fs::write(dir.join("topics.json"), topics.to_string()).unwrap();
-}
+use std::process::Output;
 
 fn runner(dir: &Path, azurite: &Azurite, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .args(["--config-dir", &dir.to_string_lossy()])
+    runner_command(dir)
         .args(args)
         .env("AZURITE_BLOB_STORAGE_URL", azurite.url())
         .output()

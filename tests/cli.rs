@@ -5,15 +5,10 @@ mod common;
 use common::numbered;
 use runner::embedded::EmbeddedKafka;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn runner(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .arg("--config-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap()
+    common::runner_command(dir).args(args).output().unwrap()
 }
 
 fn write(dir: &Path, connections: &str, topics: &str) {

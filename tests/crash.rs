@@ -18,10 +18,8 @@ fn write_config(dir: &Path, bootstrap: &str) {
 }
 
 fn runner_once(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.args(["--config-dir", &dir.to_string_lossy(), "once"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    let mut cmd = runner_command(dir);
+    cmd.arg("once").stdout(Stdio::piped()).stderr(Stdio::null());
     cmd
 }
 

@@ -9,19 +9,9 @@ use common::tansu::Tansu;
 use common::*;
 use runner::registry::SchemaType;
 use std::path::Path;
-use std::process::Command;
-
-fn write_config(dir: &Path, connections: serde_json::Value, topics: serde_json::Value) {
-    std::fs::write(dir.join("connections.json"), connections.to_string()).unwrap();
-    std::fs::write(dir.join("topics.json"), topics.to_string()).unwrap();
-}
 
 fn runner(dir: &Path, args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .args(["--config-dir", &dir.to_string_lossy()])
-        .args(args)
-        .output()
-        .unwrap();
+    let output = runner_command(dir).args(args).output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -292,3 +292,16 @@ pub fn column<'a>(batch: &'a arrow::array::RecordBatch, name: &str) -> &'a arrow
         .column_by_name(name)
         .unwrap_or_else(|| panic!("no column {name} in {:?}", batch.schema()))
 }
+
+/// Writes connections.json and topics.json into `dir`.
+pub fn write_config(dir: &Path, connections: serde_json::Value, topics: serde_json::Value) {
+    std::fs::write(dir.join("connections.json"), connections.to_string()).unwrap();
+    std::fs::write(dir.join("topics.json"), topics.to_string()).unwrap();
+}
+
+/// The `runner` binary with `--config-dir dir`; the caller adds the command.
+pub fn runner_command(dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_runner"));
+    cmd.args(["--config-dir", &dir.to_string_lossy()]);
+    cmd
+}
