@@ -2,9 +2,9 @@
 //! strict mode; a batch that does not fit (a new field, another type) is inferred again and the
 //! schemas merged, which makes the writer start a new file. Nothing is dropped on the way.
 
-use super::{PayloadError, PayloadResult};
+use super::{PayloadError, PayloadResult, Piece};
 use arrow::array::{Array, ArrayRef, BinaryArray};
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::json::ReaderBuilder;
 use arrow::json::reader::infer_json_schema_from_iterator;
 use std::sync::Arc;
@@ -36,7 +36,7 @@ impl JsonDecoder {
                 .clone()
                 .ok_or_else(|| PayloadError::Batch("no schema".into()))?;
             return match decode_with(&schema, values) {
-                Ok(columns) => Ok(split(&schema, columns)),
+                Ok(columns) => Ok(split(&schema, columns, values.len())),
                 // arrow-json reports some mismatches for the whole batch; find the record.
                 Err(PayloadError::Batch(reason)) => Err(first_misfit(&schema, values, reason)),
                 Err(e) => Err(e),
@@ -45,7 +45,7 @@ impl JsonDecoder {
         if let Some(schema) = &self.schema
             && let Ok(columns) = decode_with(schema, values)
         {
-            return Ok(split(schema, columns));
+            return Ok(split(schema, columns, values.len()));
         }
         let inferred = infer(values)?;
         let schema = match &self.schema {
@@ -57,7 +57,7 @@ impl JsonDecoder {
         let schema = Arc::new(schema);
         let columns = decode_with(&schema, values)?;
         self.schema = Some(schema.clone());
-        Ok(split(&schema, columns))
+        Ok(split(&schema, columns, values.len()))
     }
 }
 
@@ -77,9 +77,9 @@ fn first_misfit(schema: &SchemaRef, values: &BinaryArray, batch_reason: String) 
     PayloadError::Batch(batch_reason)
 }
 
-fn split(schema: &SchemaRef, columns: Vec<ArrayRef>) -> (Vec<Field>, Vec<ArrayRef>) {
+fn split(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Piece {
     let fields = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    (fields, columns)
+    Piece::new(fields, columns, rows)
 }
 
 /// Infers the schema of a batch; a record that is not a JSON object is an error naming it.

@@ -1,7 +1,7 @@
 //! Keys with their own format (`key_format`): the `kafka_key` column becomes text or a struct
 //! of the decoded key fields. A null key stays null; only keys that are set are decoded.
 
-use super::{Payload, PayloadError};
+use super::{Payload, PayloadError, Piece};
 use arrow::array::{Array, ArrayRef, BinaryArray, StructArray, UInt32Array};
 use arrow::datatypes::{DataType, Fields};
 use std::sync::Arc;
@@ -26,20 +26,22 @@ pub(super) fn decode(payload: &mut Payload, keys: &BinaryArray) -> Result<ArrayR
         other => other,
     })?;
     let mut arrays = Vec::with_capacity(pieces.len());
-    for (fields, columns) in pieces {
+    for Piece {
+        fields,
+        columns,
+        rows,
+    } in pieces
+    {
         // Text keys stay a plain string column; structured keys become a struct of fields.
         let array: ArrayRef = if matches!(payload, Payload::String) && columns.len() == 1 {
             columns[0].clone()
+        } else if fields.is_empty() {
+            Arc::new(StructArray::new_empty_fields(rows, None))
         } else {
-            let rows = columns.first().map_or(0, |c| c.len());
-            if fields.is_empty() {
-                Arc::new(StructArray::new_empty_fields(rows, None))
-            } else {
-                Arc::new(
-                    StructArray::try_new(Fields::from(fields), columns, None)
-                        .map_err(|e| PayloadError::Batch(e.to_string()))?,
-                )
-            }
+            Arc::new(
+                StructArray::try_new(Fields::from(fields), columns, None)
+                    .map_err(|e| PayloadError::Batch(e.to_string()))?,
+            )
         };
         arrays.push(array);
     }

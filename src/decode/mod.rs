@@ -54,7 +54,7 @@ pub enum DecodeError {
 }
 
 /// Payload columns for one batch, or the offset of the record that could not be decoded.
-type PayloadResult = Result<(Vec<Field>, Vec<ArrayRef>), PayloadError>;
+type PayloadResult = Result<Piece, PayloadError>;
 
 #[derive(Debug)]
 enum PayloadError {
@@ -140,14 +140,20 @@ impl Decoder {
         let payload = self.payload.decode(&batch.values)?;
         let mut pieces = Vec::with_capacity(payload.len());
         let mut row = 0;
-        for (payload_fields, payload_columns) in payload {
-            let rows = payload_columns.first().map_or(0, |c| c.len());
+        for Piece {
+            fields: payload_fields,
+            columns: payload_columns,
+            rows,
+        } in payload
+        {
             let mut all_fields = fields.clone();
             all_fields.extend(payload_fields);
             let mut all_columns: Vec<ArrayRef> =
                 columns.iter().map(|c| c.slice(row, rows)).collect();
             all_columns.extend(payload_columns);
-            let piece = RecordBatch::try_new(Arc::new(Schema::new(all_fields)), all_columns)
+            let schema = Arc::new(Schema::new(all_fields));
+            let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+            let piece = RecordBatch::try_new_with_options(schema, all_columns, &options)
                 .map_err(|e| PayloadError::Batch(e.to_string()))?;
             pieces.push(piece);
             row += rows;
@@ -219,7 +225,8 @@ impl Payload {
         Ok(match self {
             Payload::Raw => {
                 let field = Field::new("value", DataType::Binary, true);
-                vec![(vec![field], vec![Arc::new(values.clone()) as ArrayRef])]
+                let column = Arc::new(values.clone()) as ArrayRef;
+                vec![Piece::new(vec![field], vec![column], values.len())]
             }
             Payload::String => {
                 for index in 0..values.len() {
@@ -232,7 +239,8 @@ impl Payload {
                 }
                 let text = arrow::compute::cast(values, &DataType::Utf8)
                     .map_err(|e| PayloadError::Batch(e.to_string()))?;
-                vec![(vec![Field::new("value", DataType::Utf8, true)], vec![text])]
+                let field = Field::new("value", DataType::Utf8, true);
+                vec![Piece::new(vec![field], vec![text], values.len())]
             }
             Payload::Json(decoder) => vec![decoder.decode(values)?],
             Payload::Avro(decoder) => decoder
@@ -245,7 +253,7 @@ impl Payload {
                         .iter()
                         .map(|f| f.as_ref().clone())
                         .collect();
-                    (fields, b.columns().to_vec())
+                    Piece::new(fields, b.columns().to_vec(), b.num_rows())
                 })
                 .collect(),
             Payload::Protobuf(decoder) => decoder.decode(values)?,
@@ -253,7 +261,23 @@ impl Payload {
     }
 }
 
-type Piece = (Vec<Field>, Vec<ArrayRef>);
+/// Payload columns of consecutive records of one schema. `rows` is kept apart because a
+/// schema without fields (`{}`, an empty message) has no column to count them by.
+pub(super) struct Piece {
+    fields: Vec<Field>,
+    columns: Vec<ArrayRef>,
+    rows: usize,
+}
+
+impl Piece {
+    fn new(fields: Vec<Field>, columns: Vec<ArrayRef>, rows: usize) -> Piece {
+        Piece {
+            fields,
+            columns,
+            rows,
+        }
+    }
+}
 
 /// The rows `rows` of a raw batch.
 fn take(batch: &RawBatch, rows: &[usize]) -> RawBatch {

@@ -3,10 +3,11 @@
 //! `google.protobuf.Timestamp` a UTC timestamp in microseconds. Fields without presence
 //! (proto3 scalars) always hold a value; fields with presence are null when unset.
 
+use super::Piece;
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder,
-    Int32Builder, Int64Builder, ListBuilder, MapBuilder, StringBuilder, StringDictionaryBuilder,
-    StructBuilder, TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder, make_builder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder,
+    Int64Builder, ListBuilder, MapBuilder, StringBuilder, StringDictionaryBuilder, StructBuilder,
+    TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder, make_builder,
 };
 use arrow::datatypes::{DataType, Field, Fields, Int32Type, TimeUnit};
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value};
@@ -82,6 +83,8 @@ pub struct MessageColumns {
     descriptor: MessageDescriptor,
     fields: Vec<Field>,
     builders: Vec<Box<dyn ArrayBuilder>>,
+    /// Messages appended; a message type without fields has no column to count them.
+    rows: usize,
 }
 
 impl MessageColumns {
@@ -95,16 +98,19 @@ impl MessageColumns {
             descriptor: descriptor.clone(),
             fields,
             builders,
+            rows: 0,
         })
     }
 
     pub fn append(&mut self, message: &DynamicMessage) -> Result<(), String> {
+        self.rows += 1;
         append_fields(&self.descriptor, message, &mut self.builders)
     }
 
-    pub fn finish(&mut self) -> (Vec<Field>, Vec<ArrayRef>) {
+    pub fn finish(&mut self) -> Piece {
         let columns = self.builders.iter_mut().map(|b| b.finish()).collect();
-        (self.fields.clone(), columns)
+        let rows = std::mem::take(&mut self.rows);
+        Piece::new(self.fields.clone(), columns, rows)
     }
 }
 

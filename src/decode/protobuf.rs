@@ -2,11 +2,10 @@
 //! message-index list, the message) or unframed with a message type from a `.proto` file or a
 //! descriptor set. Messages are decoded with prost-reflect into Arrow builders.
 
-use super::PayloadError;
 use super::proto_arrow::MessageColumns;
+use super::{PayloadError, Piece};
 use crate::registry::{Registry, RegistryError, SchemaType};
-use arrow::array::{Array, ArrayRef, BinaryArray};
-use arrow::datatypes::Field;
+use arrow::array::{Array, BinaryArray};
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,8 +19,6 @@ pub struct ProtobufDecoder {
     /// Descriptor pools of registry schemas, by schema id.
     pools: HashMap<u32, DescriptorPool>,
 }
-
-type Piece = (Vec<Field>, Vec<ArrayRef>);
 
 impl ProtobufDecoder {
     pub fn new(registry: Option<Arc<Registry>>, fixed: Option<(PathBuf, String)>) -> Self {

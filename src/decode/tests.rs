@@ -121,3 +121,11 @@ fn bad_records_become_dead_letters_and_the_rest_decodes() {
         errors.value(1)
     );
 }
+
+#[test]
+fn records_without_fields_still_become_rows() {
+    let mut d = json_decoder();
+    let batch = rows(&mut d, &raw(&[Some("{}"), None, Some("{}")]));
+    assert_eq!(batch.num_rows(), 3);
+    assert_eq!(batch.num_columns(), METADATA_COLUMNS.len());
+}
