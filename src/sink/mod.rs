@@ -166,8 +166,8 @@ impl Sink {
             .map_err(|source| self.read_error(prefix, source))
     }
 
-    /// The file behind `path` on a local sink, for fsync and for tests.
-    pub fn local_path(&self, path: &Path) -> Option<PathBuf> {
+    /// The file behind `path` on a local sink, for fsync.
+    fn local_path(&self, path: &Path) -> Option<PathBuf> {
         let root = self.local_root.as_ref()?;
         Some(
             path.parts()

@@ -119,11 +119,7 @@ impl ObjectWriter {
         self.rt
             .block_on(upload.finish())
             .map_err(|source| sink.write_error(&self.path, source))?;
-        let found = self
-            .rt
-            .block_on(sink.store.head(&self.path))
-            .map_err(|source| sink.read_error(&self.path, source))?
-            .size;
+        let found = sink.size(&self.path)?.unwrap_or(0);
         if found != self.written {
             return Err(SinkError::Verify {
                 url: sink.url.clone(),
