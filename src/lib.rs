@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admin;
+pub mod aggregate;
 pub mod check;
 pub mod config;
 pub mod dead_letter_topic;
@@ -20,5 +21,6 @@ pub mod produce;
 pub mod progress;
 pub mod read;
 pub mod registry;
+pub mod schedule;
 pub mod sink;
 pub mod write;

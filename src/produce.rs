@@ -162,6 +162,25 @@ pub fn produce(
     key_field: Option<&str>,
     values: impl Iterator<Item = Result<Value, String>>,
 ) -> Result<u64, ProduceError> {
+    let records = values.map(|value| {
+        let value = value?;
+        let payload = encoder.encode(&value)?;
+        let key = key_field.and_then(|k| value.get(k)).map(|k| match k {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        Ok((key, payload))
+    });
+    send_all(connections, topic, records)
+}
+
+/// Sends keyed payloads and waits until each one is acknowledged. Returns how many were sent;
+/// an `Err` item fails the call naming its input line.
+pub fn send_all(
+    connections: &Connections,
+    topic: &str,
+    records: impl Iterator<Item = Result<(Option<String>, Vec<u8>), String>>,
+) -> Result<u64, ProduceError> {
     let producer: ThreadedProducer<Deliveries> =
         crate::kafka::acknowledged_producer_config(connections)
             .create_with_context(Deliveries::default())
@@ -170,18 +189,13 @@ pub fn produce(
                 source,
             })?;
     let mut sent = 0u64;
-    for (index, value) in values.enumerate() {
+    for (index, item) in records.enumerate() {
         let encode_error = |reason: String| ProduceError::Encode {
             topic: topic.to_string(),
             line: index + 1,
             reason,
         };
-        let value = value.map_err(encode_error)?;
-        let payload = encoder.encode(&value).map_err(encode_error)?;
-        let key = key_field.and_then(|k| value.get(k)).map(|k| match k {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
+        let (key, payload) = item.map_err(encode_error)?;
         let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).payload(&payload);
         if let Some(key) = key.as_deref() {
             record = record.key(key);

@@ -3,12 +3,14 @@
 
 mod connections;
 mod interpolate;
+pub mod jobs;
 mod partition_map;
 mod path_template;
 mod strict_json;
 mod topics;
 
 pub use connections::{Connections, SaslConfig, SaslMechanism, Secret, SslConfig};
+pub use jobs::{JOBS_DIR, JobConfig, JobKind};
 pub use partition_map::PartitionMap;
 pub use path_template::{DEFAULT_TEMPLATE, PathTemplate, Piece};
 pub use topics::{Compression, Format, OnDecodeError, TopicConfig};
@@ -62,6 +64,8 @@ pub struct Config {
     pub connections: Connections,
     pub sink: crate::sink::SinkConfig,
     pub topics: Vec<TopicConfig>,
+    /// `jobs/*.json`, sorted by name.
+    pub jobs: Vec<JobConfig>,
 }
 
 impl Config {
@@ -78,11 +82,13 @@ impl Config {
         }
         topics::validate_all(&topics, &topics_file)?;
         connections.resolve_paths(dir);
+        let jobs = jobs::load_all(dir, &connections, &topics)?;
         Ok(Config {
             dir: dir.to_path_buf(),
             connections,
             sink,
             topics,
+            jobs,
         })
     }
 
@@ -113,7 +119,7 @@ impl Config {
 
 /// Reads a JSON file, expands `${ENV_VAR}` in its strings, then deserializes it with the JSON
 /// path of any error.
-fn load_json<T: DeserializeOwned>(file: &Path) -> Result<T, ConfigError> {
+pub(crate) fn load_json<T: DeserializeOwned>(file: &Path) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
         file: file.to_path_buf(),
         source,

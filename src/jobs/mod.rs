@@ -3,7 +3,8 @@
 
 pub mod export;
 
-use crate::config::{Config, TopicConfig};
+use crate::aggregate::{self, AggregateError, AggregateSummary};
+use crate::config::{Config, JobConfig, JobKind, TopicConfig};
 use crate::sink::Sink;
 use export::{ExportError, TopicSummary};
 use rayon::prelude::*;
@@ -33,6 +34,7 @@ impl Default for RunOptions {
     }
 }
 
+#[derive(Clone)]
 pub struct RunContext {
     pub config: Config,
     pub sink: Arc<Sink>,
@@ -44,6 +46,79 @@ pub struct RunContext {
 pub struct TopicOutcome {
     pub topic: String,
     pub result: Result<TopicSummary, ExportError>,
+}
+
+pub struct AggregateOutcome {
+    pub topic: String,
+    pub result: Result<AggregateSummary, AggregateError>,
+}
+
+pub enum JobResults {
+    Export(Vec<TopicOutcome>),
+    Aggregate(Vec<AggregateOutcome>),
+    /// The job's own sink (its storage_url) could not be opened.
+    Setup(crate::sink::SinkError),
+}
+
+pub struct JobOutcome {
+    pub job: String,
+    pub results: JobResults,
+}
+
+impl JobOutcome {
+    /// Topics that succeeded and failed.
+    pub fn counts(&self) -> (usize, usize) {
+        let (ok, all) = match &self.results {
+            JobResults::Export(r) => (r.iter().filter(|o| o.result.is_ok()).count(), r.len()),
+            JobResults::Aggregate(r) => (r.iter().filter(|o| o.result.is_ok()).count(), r.len()),
+            JobResults::Setup(_) => (0, 1),
+        };
+        (ok, all - ok)
+    }
+}
+
+/// Runs one job once, with its overrides (sink, concurrency, limits).
+pub fn run_job(ctx: &RunContext, job: &JobConfig) -> JobOutcome {
+    let span = tracing::info_span!("job", job = %job.name);
+    let _entered = span.enter();
+    let mut ctx = ctx.clone();
+    if let Some(c) = job.concurrency {
+        ctx.options.concurrency = c;
+    }
+    if let Some(cfg) = &job.sink {
+        match Sink::open(cfg, ctx.sink.runtime()) {
+            Ok(sink) => ctx.sink = Arc::new(sink),
+            Err(e) => {
+                return JobOutcome {
+                    job: job.name.clone(),
+                    results: JobResults::Setup(e),
+                };
+            }
+        }
+    }
+    let topics = job.topics(&ctx.config.topics);
+    let results = match job.kind {
+        JobKind::Export => JobResults::Export(run_once(&ctx, &topics)),
+        JobKind::Aggregate => JobResults::Aggregate(
+            topics
+                .iter()
+                .map(|t| {
+                    let result = aggregate::run(&ctx, job, t);
+                    if let Err(e) = &result {
+                        tracing::error!(topic = %t.topic, error = %e, "aggregate failed");
+                    }
+                    AggregateOutcome {
+                        topic: t.topic.clone(),
+                        result,
+                    }
+                })
+                .collect(),
+        ),
+    };
+    JobOutcome {
+        job: job.name.clone(),
+        results,
+    }
 }
 
 /// Exports each topic once; results come back in the order of `topics`.

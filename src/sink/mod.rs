@@ -108,6 +108,11 @@ impl Sink {
         &self.cfg
     }
 
+    /// The I/O runtime this sink's requests run on.
+    pub fn runtime(&self) -> Handle {
+        self.rt.clone()
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }

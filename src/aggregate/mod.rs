@@ -1,0 +1,282 @@
+//! Aggregate jobs: read a bounded range like an export, decode, total per group, write the
+//! totals to their outputs, then commit offsets (and cumulative totals) in one step.
+
+pub mod accumulate;
+pub mod config;
+pub mod output;
+pub mod state;
+
+use crate::config::{JobConfig, TopicConfig};
+use crate::dead_letter_topic::{DeadLetterError, DeadLetterTopic};
+use crate::decode::{DecodeError, Decoder};
+use crate::jobs::RunContext;
+use crate::plan::{self, PlanError};
+use crate::read::{BoundedReader, ReadError};
+use accumulate::{AccumulateError, Aggregator, order_key};
+use arrow::record_batch::RecordBatch;
+use config::Mode;
+use rdkafka::consumer::BaseConsumer;
+use state::{AggregateState, StateError};
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {
+    #[error("job {job}: {message}; fix {}", file.display())]
+    Config {
+        job: String,
+        file: std::path::PathBuf,
+        message: String,
+    },
+    #[error("topic {topic}: cannot create a Kafka consumer: {source}. Check connections.json")]
+    Consumer {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("{0}. The state stays before it; rerun once this is fixed")]
+    Decode(#[from] DecodeError),
+    #[error(
+        "topic {topic} partition {partition} offset {offset}: {reason}. An aggregate cannot skip a record silently: set \"dead_letter_topic\" on the topic in topics.json to set such records aside"
+    )]
+    DeadLetter {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
+    #[error(transparent)]
+    DeadLetterTopic(#[from] DeadLetterError),
+    #[error("job {job}, topic {topic}: {source}; fix aggregate in {}", file.display())]
+    Accumulate {
+        job: String,
+        topic: String,
+        file: std::path::PathBuf,
+        source: AccumulateError,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("job {job}: output topic {source}")]
+    Output {
+        job: String,
+        source: crate::produce::ProduceError,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct AggregateSummary {
+    pub job: String,
+    pub topic: String,
+    /// Records read this run.
+    pub records: u64,
+    pub dead_letters: u64,
+    /// The run number committed, or the previous one when there was nothing new.
+    pub run: u64,
+    pub mode: Mode,
+    /// The totals written (per run or cumulative), without hidden merge columns.
+    pub totals: Option<RecordBatch>,
+    pub seconds: f64,
+}
+
+/// Runs an aggregate job over one topic.
+pub fn run(
+    ctx: &RunContext,
+    job: &JobConfig,
+    topic: &TopicConfig,
+) -> Result<AggregateSummary, AggregateError> {
+    let started = Instant::now();
+    let config_error = |message: String| AggregateError::Config {
+        job: job.name.clone(),
+        file: job.file.clone(),
+        message,
+    };
+    let spec = job
+        .aggregate
+        .as_ref()
+        .ok_or_else(|| config_error("has no aggregate block".into()))?;
+    let aggregates = spec.aggregates().map_err(|(_, m)| config_error(m))?;
+    let casts = spec.casts().map_err(|(_, m)| config_error(m))?;
+    let accumulate_error = |source| AggregateError::Accumulate {
+        job: job.name.clone(),
+        topic: topic.topic.clone(),
+        file: job.file.clone(),
+        source,
+    };
+
+    let mut state = AggregateState::load(&ctx.sink, &job.name, &topic.topic)?;
+    // The job's own group: committed offsets of the export must not move its start.
+    let mut planned = topic.clone();
+    planned.group_id = Some(format!("runner.aggregate.{}", job.name));
+    let consumer: BaseConsumer =
+        crate::kafka::export_consumer_config(&ctx.config.connections, &planned.group_id())
+            .create()
+            .map_err(|source| AggregateError::Consumer {
+                topic: topic.topic.clone(),
+                source,
+            })?;
+    let plan = plan::plan_topic(
+        &consumer,
+        &planned,
+        &state.offsets,
+        ctx.options.kafka_timeout,
+    )?;
+    tracing::info!(job = %job.name, records = plan.count(), "planned");
+
+    let mut totals = Aggregator::new(&spec.group_by, &aggregates, &casts);
+    if spec.mode == Mode::Cumulative {
+        for batch in state.totals(&ctx.sink)?.unwrap_or_default() {
+            totals.merge(&batch).map_err(accumulate_error)?;
+        }
+    }
+    let mut summary = AggregateSummary {
+        job: job.name.clone(),
+        topic: topic.topic.clone(),
+        records: 0,
+        dead_letters: 0,
+        run: state.run,
+        mode: spec.mode,
+        totals: None,
+        seconds: 0.0,
+    };
+    if plan.count() == 0 {
+        tracing::info!(job = %job.name, "no new records; totals unchanged");
+        summary.seconds = started.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+
+    let options = &ctx.options;
+    let mut reader =
+        BoundedReader::start(consumer, &plan, options.batch_rows, options.stall_timeout)?;
+    let mut decoder = Decoder::new(topic, ctx.registry.clone());
+    let dead_letter_topic = match &topic.dead_letter_topic {
+        Some(name) => Some(DeadLetterTopic::new(&ctx.config.connections, name)?),
+        None => None,
+    };
+    while let Some(raw) = reader.next_batch()? {
+        if raw.is_empty() {
+            continue;
+        }
+        let mut decoded = decoder.decode(&raw)?;
+        if let Some(first) = decoded.dead_offsets.first() {
+            match &dead_letter_topic {
+                Some(dlq) => {
+                    summary.dead_letters += dlq.send(&topic.topic, raw.partition, &mut decoded)?
+                }
+                None => {
+                    return Err(AggregateError::DeadLetter {
+                        topic: topic.topic.clone(),
+                        partition: raw.partition,
+                        offset: *first,
+                        reason: dead_reason(&decoded),
+                    });
+                }
+            }
+        }
+        let order: Vec<_> = decoded
+            .offsets
+            .iter()
+            .zip(&decoded.timestamps)
+            .map(|(o, t)| order_key(*t, raw.partition, *o))
+            .collect();
+        let mut at = 0;
+        for piece in &decoded.rows {
+            let rows = piece.num_rows();
+            totals
+                .add(piece, &order[at..at + rows])
+                .map_err(accumulate_error)?;
+            at += rows;
+        }
+        summary.records += decoded.offsets.len() as u64;
+    }
+    if let Some(field) = totals.missing_fields().first() {
+        return Err(config_error(format!(
+            "field `{field}` is not in any record of topic {}; name a decoded field (see `runner plan` and the exported columns)",
+            topic.topic
+        )));
+    }
+
+    let run = state.run + 1;
+    let result = totals
+        .finish(spec.mode == Mode::Cumulative)
+        .map_err(accumulate_error)?;
+    let shown = state::visible(&result);
+    write_outputs(ctx, job, topic, &shown, run)?;
+    let superseded = state.totals.take();
+    if spec.mode == Mode::Cumulative {
+        let path = state::totals_path(&job.name, &topic.topic, run);
+        state::write_parquet(&ctx.sink, &path, &result)?;
+        state.totals = Some(path.to_string());
+    }
+    for p in &plan.partitions {
+        state.offsets.insert(p.partition, p.end);
+    }
+    state.run = run;
+    state.updated_at = chrono::Utc::now().to_rfc3339();
+    state.save(&ctx.sink)?;
+    // The totals of the run before are no longer referenced.
+    if let Some(old) = superseded.filter(|old| state.totals.as_ref() != Some(old)) {
+        if let Err(e) = ctx
+            .sink
+            .delete(&object_store::path::Path::from(old.as_str()))
+        {
+            tracing::warn!(error = %e, "cannot delete superseded totals; harmless");
+        }
+    }
+    summary.run = run;
+    summary.totals = Some(shown);
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn dead_reason(decoded: &crate::decode::Decoded) -> String {
+    use arrow::array::AsArray;
+    decoded
+        .dead
+        .as_ref()
+        .and_then(|d| d.column_by_name("error"))
+        .and_then(|c| c.as_string_opt::<i32>().map(|s| s.value(0).to_string()))
+        .unwrap_or_else(|| "cannot be decoded".into())
+}
+
+/// Log lines, topic records and the Parquet file of one run's totals. Written before the state
+/// moves: a crash after them repeats them with the same content (same file name, same keys).
+fn write_outputs(
+    ctx: &RunContext,
+    job: &JobConfig,
+    topic: &TopicConfig,
+    totals: &RecordBatch,
+    run: u64,
+) -> Result<(), AggregateError> {
+    let Some(spec) = &job.aggregate else {
+        return Ok(());
+    };
+    if spec.outputs.log {
+        for line in output::lines(totals) {
+            tracing::info!(job = %job.name, topic = %topic.topic, run, "{line}");
+        }
+    }
+    if let Some(folder) = &spec.outputs.parquet {
+        let path = object_store::path::Path::from_iter(
+            folder
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(object_store::path::PathPart::from)
+                .chain([
+                    object_store::path::PathPart::from(topic.topic.as_str()),
+                    object_store::path::PathPart::from(format!("run={run:08}.parquet")),
+                ]),
+        );
+        state::write_parquet(&ctx.sink, &path, totals)?;
+    }
+    if let Some(out) = &spec.outputs.topic {
+        output::to_topic(&ctx.config.connections, out, totals, spec.group_by.len()).map_err(
+            |source| AggregateError::Output {
+                job: job.name.clone(),
+                source,
+            },
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! `jobs/`: one JSON file per job. A job names its kind, the topics.json entries it covers, an
+//! optional cron schedule and per-job overrides.
+
+use super::{ConfigError, TopicConfig};
+use crate::aggregate::config::AggregateConfig;
+use crate::schedule::cron::CronSchedule;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const JOBS_DIR: &str = "jobs";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    /// Defaults to the file name without `.json`.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub kind: JobKind,
+    /// Cron: five fields (`*/15 * * * *`) or six with seconds first; `runner schedule` fires it.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// IANA time zone of the schedule; UTC when absent.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// topics.json entries; an export job with none covers every enabled topic.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Topics worked on at once.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Another sink for this job (same forms as connections.json's storage_url).
+    #[serde(default)]
+    pub storage_url: Option<String>,
+    /// Overrides of the topics' limits for this job.
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub aggregate: Option<AggregateConfig>,
+    #[serde(skip)]
+    pub file: PathBuf,
+    #[serde(skip)]
+    pub cron: Option<CronSchedule>,
+    /// The sink of `storage_url`, when the job has its own.
+    #[serde(skip)]
+    pub sink: Option<crate::sink::SinkConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Topics to Parquet files in the sink.
+    #[default]
+    Export,
+    /// Totals per group to the log, a topic or Parquet.
+    Aggregate,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub num_messages: Option<u64>,
+    pub max_records_per_file: Option<u64>,
+    pub max_bytes_per_file: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl JobConfig {
+    /// The topics.json entries this job covers, with the job's limits applied.
+    pub fn topics(&self, all: &[TopicConfig]) -> Vec<TopicConfig> {
+        let chosen = all.iter().filter(|t| {
+            if self.topics.is_empty() {
+                t.enabled
+            } else {
+                self.topics.contains(&t.topic)
+            }
+        });
+        chosen
+            .map(|t| {
+                let mut t = t.clone();
+                if let Some(n) = self.limits.num_messages {
+                    t.num_messages = Some(n);
+                }
+                if let Some(n) = self.limits.max_records_per_file {
+                    t.max_records_per_file = n;
+                }
+                if let Some(n) = self.limits.max_bytes_per_file {
+                    t.max_bytes_per_file = n;
+                }
+                t
+            })
+            .collect()
+    }
+}
+
+/// Loads every `*.json` in `dir/jobs`, sorted by name; no folder means no jobs.
+pub(super) fn load_all(
+    dir: &Path,
+    connections: &super::Connections,
+    topics: &[TopicConfig],
+) -> Result<Vec<JobConfig>, ConfigError> {
+    let folder = dir.join(JOBS_DIR);
+    let entries = match std::fs::read_dir(&folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                file: folder,
+                source,
+            });
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut jobs: Vec<JobConfig> = Vec::with_capacity(files.len());
+    for file in files {
+        let mut job: JobConfig = super::load_json(&file)?;
+        if job.name.is_empty() {
+            job.name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+        }
+        job.file = file.clone();
+        validate(&mut job, topics)?;
+        if let Some(url) = &job.storage_url {
+            let mut own = connections.clone();
+            own.storage_url = Some(url.clone());
+            job.sink = Some(crate::sink::SinkConfig::from_connections(&own, &file, dir)?);
+        }
+        if let Some(other) = jobs.iter().find(|j| j.name == job.name) {
+            return Err(ConfigError::invalid(
+                &file,
+                "name",
+                format!(
+                    "job `{}` is also defined in {}; job names must be unique",
+                    job.name,
+                    other.file.display()
+                ),
+            ));
+        }
+        jobs.push(job);
+    }
+    Ok(jobs)
+}
+
+fn validate(job: &mut JobConfig, topics: &[TopicConfig]) -> Result<(), ConfigError> {
+    let file = job.file.clone();
+    let invalid = |field: &str, message: String| ConfigError::invalid(&file, field, message);
+    if job.name.is_empty()
+        || !job
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(invalid(
+            "name",
+            format!(
+                "`{}` is not a job name; use letters, digits, `_`, `-` and `.`",
+                job.name
+            ),
+        ));
+    }
+    if let Some(expr) = &job.schedule {
+        let cron = CronSchedule::parse(expr, job.time_zone.as_deref()).map_err(|m| {
+            invalid(
+                if m.contains("IANA") {
+                    "time_zone"
+                } else {
+                    "schedule"
+                },
+                m,
+            )
+        })?;
+        job.cron = Some(cron);
+    } else if job.time_zone.is_some() {
+        return Err(invalid(
+            "time_zone",
+            "is set but there is no schedule".into(),
+        ));
+    }
+    if job.concurrency == Some(0) {
+        return Err(invalid("concurrency", "must be at least 1".into()));
+    }
+    for (i, name) in job.topics.iter().enumerate() {
+        if !topics.iter().any(|t| &t.topic == name) {
+            let known: Vec<_> = topics.iter().map(|t| t.topic.as_str()).collect();
+            return Err(invalid(
+                &format!("topics[{i}]"),
+                format!(
+                    "`{name}` is not in topics.json; add an entry for it there or use one of: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    match (job.kind, &job.aggregate) {
+        (JobKind::Aggregate, None) => {
+            return Err(invalid(
+                "aggregate",
+                "is missing: an aggregate job needs {\"group_by\": [...], \"compute\": [...]}"
+                    .into(),
+            ));
+        }
+        (JobKind::Export, Some(_)) => {
+            return Err(invalid(
+                "aggregate",
+                "is only read when \"kind\": \"aggregate\"; set the kind or remove the block"
+                    .into(),
+            ));
+        }
+        (JobKind::Aggregate, Some(agg)) => {
+            if job.topics.is_empty() {
+                return Err(invalid(
+                    "topics",
+                    "an aggregate job names its topics, e.g. [\"transactions\"]".into(),
+                ));
+            }
+            if agg.group_by.is_empty() {
+                return Err(invalid(
+                    "aggregate.group_by",
+                    "is empty; name the fields to group by, e.g. [\"account_number\"] or [\"kafka_key\"]".into(),
+                ));
+            }
+            agg.aggregates().map_err(|(f, m)| invalid(&f, m))?;
+            agg.casts().map_err(|(f, m)| invalid(&f, m))?;
+        }
+        (JobKind::Export, None) => {}
+    }
+    Ok(())
+}

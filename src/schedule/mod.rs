@@ -1,0 +1,3 @@
+//! Schedules: cron expressions with standard semantics, fired by `runner schedule`.
+
+pub mod cron;
