@@ -29,7 +29,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Export each enabled topic once: from its recorded progress to the current end.
+    /// Run every enabled job of jobs/ once (every enabled topic when there is no jobs/ folder):
+    /// each topic from its recorded progress to the current end.
     ///
     /// Prints one summary line per topic and exits non-zero if any topic failed; the other
     /// topics still finish. Safe to rerun after any crash: no record is lost or duplicated.
@@ -107,7 +108,10 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 
 #[derive(Debug, Args)]
 pub struct OnceArgs {
-    /// Export only this topic (repeatable); it runs even when disabled in topics.json.
+    /// Run only this job of jobs/ (repeatable); it runs even when disabled.
+    #[arg(long, conflicts_with = "topic")]
+    pub job: Vec<String>,
+    /// Export only this topic (repeatable), a backfill; it runs even when disabled in topics.json.
     #[arg(long)]
     pub topic: Vec<String>,
     /// Topics exported at the same time.
@@ -321,4 +325,35 @@ pub fn produce(
         topic.topic
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The jobs of jobs/ with their next fire times.
+pub fn print_jobs(config: &runner::config::Config) {
+    if config.jobs.is_empty() {
+        println!("no jobs/ folder: `runner once` exports every enabled topic");
+        return;
+    }
+    let now = chrono::Utc::now();
+    for job in &config.jobs {
+        let topics = job.topics(&config.topics);
+        let names: Vec<&str> = topics.iter().map(|t| t.topic.as_str()).collect();
+        let state = if job.enabled { "" } else { " (disabled)" };
+        println!(
+            "job {}{state}: {:?} of {}",
+            job.name,
+            job.kind,
+            names.join(", ")
+        );
+        match &job.cron {
+            None => println!("  no schedule: runs with `runner once`"),
+            Some(cron) => {
+                let next: Vec<String> = cron
+                    .upcoming(now, 3)
+                    .iter()
+                    .map(|t| t.with_timezone(&cron.zone()).to_rfc3339())
+                    .collect();
+                println!("  schedule `{}`, next: {}", cron.expression(), next.join(", "));
+            }
+        }
+    }
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use cli::{Cli, Command};
 use runner::config::Config;
-use runner::jobs::{self, RunContext, RunOptions, TopicOutcome};
+use runner::jobs::{self, JobOutcome, JobResults, RunContext, RunOptions, TopicOutcome};
 use runner::registry::Registry;
 use runner::sink::Sink;
 use std::process::ExitCode;
@@ -61,6 +61,7 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
                 config.sink.url,
                 config.sink.credential()
             );
+            cli::print_jobs(&config);
             let ctx = context(config, &rt, RunOptions::default())?;
             if !args.connect {
                 return Ok(ExitCode::SUCCESS);
@@ -75,13 +76,19 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
         }
         Command::Once(args) => {
             let config = Config::load(&cli.config_dir)?;
-            let topics = config.select_topics(&args.topic)?;
             let options = RunOptions {
                 concurrency: args.concurrency,
                 ..RunOptions::default()
             };
+            if !args.topic.is_empty() || config.jobs.is_empty() {
+                let topics = config.select_topics(&args.topic)?;
+                let ctx = context(config, &rt, options)?;
+                return Ok(report(&jobs::run_once(&ctx, &topics)));
+            }
+            let chosen = config.select_jobs(&args.job)?;
             let ctx = context(config, &rt, options)?;
-            Ok(report(&jobs::run_once(&ctx, &topics)))
+            let outcomes: Vec<JobOutcome> = chosen.iter().map(|j| jobs::run_job(&ctx, j)).collect();
+            Ok(report_jobs(&outcomes))
         }
         Command::Demo(args) => demo::run(&cli.config_dir, &args, rt.handle().clone()),
         Command::Produce(args) => {
@@ -115,11 +122,67 @@ fn context(
 
 /// One summary line per topic on stdout; non-zero exit naming failed topics.
 pub fn report(outcomes: &[TopicOutcome]) -> ExitCode {
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| !print_topic(None, o))
+        .map(|o| o.topic.as_str())
+        .collect();
+    exit_code(&failed, outcomes.len())
+}
+
+/// One summary line per job and topic; non-zero exit naming what failed.
+pub fn report_jobs(outcomes: &[JobOutcome]) -> ExitCode {
     let mut failed = Vec::new();
+    let mut total = 0;
     for outcome in outcomes {
-        match &outcome.result {
-            Ok(s) => println!(
-                "topic={} status=ok records={} dead_letters={} files={} bytes={} seconds={:.2}{}",
+        let job = outcome.job.as_str();
+        match &outcome.results {
+            JobResults::Export(topics) => {
+                for t in topics {
+                    total += 1;
+                    if !print_topic(Some(job), t) {
+                        failed.push(format!("{job}/{}", t.topic));
+                    }
+                }
+            }
+            JobResults::Aggregate(topics) => {
+                for t in topics {
+                    total += 1;
+                    match &t.result {
+                        Ok(s) => println!(
+                            "job={job} topic={} status=ok records={} groups={} run={} mode={:?} seconds={:.2}",
+                            s.topic,
+                            s.records,
+                            s.totals.as_ref().map_or(0, |t| t.num_rows()),
+                            s.run,
+                            s.mode,
+                            s.seconds
+                        ),
+                        Err(e) => {
+                            println!("job={job} topic={} status=failed error=\"{e}\"", t.topic);
+                            failed.push(format!("{job}/{}", t.topic));
+                        }
+                    }
+                }
+            }
+            JobResults::Setup(e) => {
+                total += 1;
+                println!("job={job} status=failed error=\"{e}\"");
+                failed.push(job.to_string());
+            }
+        }
+    }
+    let failed: Vec<&str> = failed.iter().map(String::as_str).collect();
+    exit_code(&failed, total)
+}
+
+/// Prints a topic's summary line; false when it failed.
+fn print_topic(job: Option<&str>, outcome: &TopicOutcome) -> bool {
+    let prefix = job.map_or(String::new(), |j| format!("job={j} "));
+    match &outcome.result {
+        Ok(s) => {
+            println!(
+                "{prefix}topic={} status=ok records={} dead_letters={} files={} bytes={} seconds={:.2}{}",
                 s.topic,
                 s.records,
                 s.dead_letters,
@@ -131,22 +194,25 @@ pub fn report(outcomes: &[TopicOutcome]) -> ExitCode {
                 } else {
                     format!(" lost_ranges={:?}", s.lost)
                 }
-            ),
-            Err(e) => {
-                println!("topic={} status=failed error=\"{e}\"", outcome.topic);
-                failed.push(outcome.topic.as_str());
-            }
+            );
+            true
+        }
+        Err(e) => {
+            println!("{prefix}topic={} status=failed error=\"{e}\"", outcome.topic);
+            false
         }
     }
+}
+
+fn exit_code(failed: &[&str], total: usize) -> ExitCode {
     if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!(
-            "error: {} of {} topics failed: {}",
-            failed.len(),
-            outcomes.len(),
-            failed.join(", ")
-        );
-        ExitCode::from(EXIT_FAILED)
+        return ExitCode::SUCCESS;
     }
+    eprintln!(
+        "error: {} of {} topics failed: {}",
+        failed.len(),
+        total,
+        failed.join(", ")
+    );
+    ExitCode::from(EXIT_FAILED)
 }

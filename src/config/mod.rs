@@ -117,6 +117,31 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The enabled jobs, or exactly the named ones (enabled or not) when names are given.
+    pub fn select_jobs(&self, names: &[String]) -> Result<Vec<JobConfig>, ConfigError> {
+        if names.is_empty() {
+            return Ok(self.jobs.iter().filter(|j| j.enabled).cloned().collect());
+        }
+        names
+            .iter()
+            .map(|name| {
+                self.jobs.iter().find(|j| &j.name == name).cloned().ok_or_else(|| {
+                    let known: Vec<_> = self.jobs.iter().map(|j| j.name.as_str()).collect();
+                    ConfigError::invalid(
+                        &self.dir.join(JOBS_DIR),
+                        "name",
+                        format!(
+                            "--job {name} is not defined; add jobs/{name}.json or use one of: {}",
+                            known.join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
 /// Reads a JSON file, expands `${ENV_VAR}` in its strings, then deserializes it with the JSON
 /// path of any error.
 pub(crate) fn load_json<T: DeserializeOwned>(file: &Path) -> Result<T, ConfigError> {

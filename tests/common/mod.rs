@@ -39,6 +39,7 @@ pub fn context(bootstrap: &str, out: &Path, rt: &tokio::runtime::Runtime) -> Run
             connections,
             sink: runner::sink::SinkConfig::local_folder(out),
             topics: Vec::new(),
+            jobs: Vec::new(),
         },
         sink: Arc::new(Sink::local(out, rt.handle().clone()).expect("sink")),
         registry: None,
@@ -304,4 +305,27 @@ pub fn runner_command(dir: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_runner"));
     cmd.args(["--config-dir", &dir.to_string_lossy()]);
     cmd
+}
+
+/// Every record of `topic` from the beginning as (key, value), read until `expected` arrive
+/// (or 30 s pass).
+pub fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<(String, String)> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("reader-{topic}-{}", std::process::id()))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.len() < expected && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            seen.push((text(m.key()), text(m.payload())));
+        }
+    }
+    seen
 }
