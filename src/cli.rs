@@ -352,7 +352,11 @@ pub fn print_jobs(config: &runner::config::Config) {
                     .iter()
                     .map(|t| t.with_timezone(&cron.zone()).to_rfc3339())
                     .collect();
-                println!("  schedule `{}`, next: {}", cron.expression(), next.join(", "));
+                println!(
+                    "  schedule `{}`, next: {}",
+                    cron.expression(),
+                    next.join(", ")
+                );
             }
         }
     }

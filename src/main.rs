@@ -198,7 +198,10 @@ fn print_topic(job: Option<&str>, outcome: &TopicOutcome) -> bool {
             true
         }
         Err(e) => {
-            println!("{prefix}topic={} status=failed error=\"{e}\"", outcome.topic);
+            println!(
+                "{prefix}topic={} status=failed error=\"{e}\"",
+                outcome.topic
+            );
             false
         }
     }

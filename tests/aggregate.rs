@@ -14,7 +14,10 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-const PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/schemas/transaction.proto");
+const PROTO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/config/schemas/transaction.proto"
+);
 const ACCOUNTS: usize = 7;
 
 /// (sum of cents, count, max cents) per account, from the generator's JSON.
@@ -25,7 +28,9 @@ fn expected(range: std::ops::Range<usize>) -> Totals {
     for v in transactions(range, ACCOUNTS) {
         let v = v.unwrap();
         let cents = (v["amount"].as_f64().unwrap() * 100.0).round() as i128;
-        let e = totals.entry(v["account_number"].as_str().unwrap().to_string()).or_default();
+        let e = totals
+            .entry(v["account_number"].as_str().unwrap().to_string())
+            .or_default();
         e.0 += cents;
         e.1 += 1;
         e.2 = e.2.max(cents);
@@ -35,7 +40,11 @@ fn expected(range: std::ops::Range<usize>) -> Totals {
 
 /// Produces transactions `range` in Protobuf (the seed's events) over 3 partitions.
 fn produce(kafka: &EmbeddedKafka, config: &Config, range: std::ops::Range<usize>) {
-    let topic = config.topics.iter().find(|t| t.topic == "transactions").unwrap();
+    let topic = config
+        .topics
+        .iter()
+        .find(|t| t.topic == "transactions")
+        .unwrap();
     let encoder = Encoder::new(topic, None).unwrap();
     let records: Vec<Record> = transactions(range, ACCOUNTS)
         .map(|v| {
@@ -59,7 +68,11 @@ fn setup(dir: &Path, kafka: &EmbeddedKafka, jobs: &[(&str, serde_json::Value)]) 
     );
     std::fs::create_dir_all(dir.join("jobs")).unwrap();
     for (name, job) in jobs {
-        std::fs::write(dir.join("jobs").join(format!("{name}.json")), job.to_string()).unwrap();
+        std::fs::write(
+            dir.join("jobs").join(format!("{name}.json")),
+            job.to_string(),
+        )
+        .unwrap();
     }
     Config::load(dir).unwrap()
 }
@@ -79,7 +92,11 @@ fn job(outputs: serde_json::Value, mode: &str) -> serde_json::Value {
 }
 
 fn context_for(config: Config, rt: &tokio::runtime::Runtime) -> RunContext {
-    let mut ctx = context(&config.connections.bootstrap_servers, &config.dir.join("out"), rt);
+    let mut ctx = context(
+        &config.connections.bootstrap_servers,
+        &config.dir.join("out"),
+        rt,
+    );
     ctx.config = config;
     ctx
 }
@@ -104,16 +121,34 @@ fn totals_of(outcome: &JobOutcome) -> Totals {
     let JobResults::Aggregate(results) = &outcome.results else {
         panic!("not an aggregate");
     };
-    let batch = results[0].result.as_ref().unwrap().totals.clone().expect("totals");
+    let batch = results[0]
+        .result
+        .as_ref()
+        .unwrap()
+        .totals
+        .clone()
+        .expect("totals");
     totals_from(&batch)
 }
 
 fn totals_from(batch: &arrow::array::RecordBatch) -> Totals {
-    let accounts = batch.column_by_name("account_number").unwrap().as_string::<i32>();
-    let total = batch.column_by_name("total").unwrap().as_primitive::<Decimal128Type>();
+    let accounts = batch
+        .column_by_name("account_number")
+        .unwrap()
+        .as_string::<i32>();
+    let total = batch
+        .column_by_name("total")
+        .unwrap()
+        .as_primitive::<Decimal128Type>();
     assert_eq!(total.scale(), 2, "the cast's scale is kept");
-    let count = batch.column_by_name("transactions").unwrap().as_primitive::<Int64Type>();
-    let largest = batch.column_by_name("largest").unwrap().as_primitive::<Decimal128Type>();
+    let count = batch
+        .column_by_name("transactions")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let largest = batch
+        .column_by_name("largest")
+        .unwrap()
+        .as_primitive::<Decimal128Type>();
     (0..batch.num_rows())
         .map(|i| {
             (
@@ -134,8 +169,17 @@ fn per_run_and_cumulative_totals_equal_the_produced_records() {
         dir.path(),
         &kafka,
         &[
-            ("per-run", job(json!({"parquet": "totals/per-run"}), "per_run")),
-            ("running", job(json!({"topic": "account_totals", "parquet": "totals/running"}), "cumulative")),
+            (
+                "per-run",
+                job(json!({"parquet": "totals/per-run"}), "per_run"),
+            ),
+            (
+                "running",
+                job(
+                    json!({"topic": "account_totals", "parquet": "totals/running"}),
+                    "cumulative",
+                ),
+            ),
         ],
     );
     let rt = runtime();
@@ -149,7 +193,9 @@ fn per_run_and_cumulative_totals_equal_the_produced_records() {
     assert_eq!(totals_of(&run_job(&ctx, "running")), expected(0..5000));
 
     // A run with nothing new changes nothing.
-    let JobResults::Aggregate(r) = run_job(&ctx, "running").results else { unreachable!() };
+    let JobResults::Aggregate(r) = run_job(&ctx, "running").results else {
+        unreachable!()
+    };
     let s = r[0].result.as_ref().unwrap();
     assert_eq!((s.records, s.run), (0, 2));
 
@@ -161,7 +207,9 @@ fn per_run_and_cumulative_totals_equal_the_produced_records() {
     let running = sink_batches(&ctx.sink, "totals/running/transactions");
     assert_eq!(totals_from(&running[1]), expected(0..5000));
     assert!(
-        running[1].column_by_name("__runner_order_largest").is_none()
+        running[1]
+            .column_by_name("__runner_order_largest")
+            .is_none()
             && running[1].num_columns() == 4,
         "outputs carry no hidden state columns"
     );
@@ -171,13 +219,22 @@ fn per_run_and_cumulative_totals_equal_the_produced_records() {
     assert_eq!(records.len(), 2 * ACCOUNTS);
     let latest: BTreeMap<String, &String> = records.iter().map(|(k, v)| (k.clone(), v)).collect();
     let want = expected(0..5000);
-    assert_eq!(latest.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    assert_eq!(
+        latest.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
     for (account, raw) in &latest {
         let value: serde_json::Value = serde_json::from_str(raw).unwrap();
         assert_eq!(value["account_number"], json!(account));
         assert_eq!(value["transactions"], json!(want[account].1));
         // Decimals keep their digits in the JSON text: the total equals the exact cents.
-        let text = raw.split("\"total\":").nth(1).unwrap().split([',', '}']).next().unwrap();
+        let text = raw
+            .split("\"total\":")
+            .nth(1)
+            .unwrap()
+            .split([',', '}'])
+            .next()
+            .unwrap();
         let (units, cents) = text.split_once('.').unwrap();
         let parsed = units.parse::<i128>().unwrap() * 100
             + units.starts_with('-').then_some(-1).unwrap_or(1) * cents.parse::<i128>().unwrap();
@@ -210,9 +267,19 @@ fn a_crash_before_the_state_moves_never_counts_a_record_twice() {
     copy_dir(&saved, &state);
 
     let rerun = run_job(&ctx, "running");
-    assert_eq!(totals_of(&rerun), expected(0..3500), "the rerun counts 2000..3500 once");
-    let JobResults::Aggregate(r) = &rerun.results else { unreachable!() };
-    assert_eq!(r[0].result.as_ref().unwrap().run, 2, "the same run again, same output file");
+    assert_eq!(
+        totals_of(&rerun),
+        expected(0..3500),
+        "the rerun counts 2000..3500 once"
+    );
+    let JobResults::Aggregate(r) = &rerun.results else {
+        unreachable!()
+    };
+    assert_eq!(
+        r[0].result.as_ref().unwrap().run,
+        2,
+        "the same run again, same output file"
+    );
     let files = sink_batches(&ctx.sink, "totals/transactions");
     assert_eq!(files.len(), 2);
     assert_eq!(totals_from(&files[1]), expected(0..3500));
@@ -229,7 +296,13 @@ fn an_undecodable_record_fails_the_job_naming_its_offset() {
     let config = setup(dir.path(), &kafka, &[("t", job(json!({}), "per_run"))]);
     produce(&kafka, &config, 0..10);
     kafka
-        .produce("transactions", [Record { value: Some(b"\xff\xff\xff".to_vec()), ..Record::default() }])
+        .produce(
+            "transactions",
+            [Record {
+                value: Some(b"\xff\xff\xff".to_vec()),
+                ..Record::default()
+            }],
+        )
         .unwrap();
     let rt = runtime();
     let ctx = context_for(config, &rt);
@@ -237,9 +310,21 @@ fn an_undecodable_record_fails_the_job_naming_its_offset() {
     let JobResults::Aggregate(r) = runner::jobs::run_job(&ctx, &job).results else {
         unreachable!()
     };
-    let e = r[0].result.as_ref().err().expect("the job fails").to_string();
-    assert!(e.contains("partition 0 offset 10") && e.contains("dead_letter_topic"), "{e}");
-    assert!(!dir.path().join("out/_runner/aggregates/t/transactions.json").exists());
+    let e = r[0]
+        .result
+        .as_ref()
+        .err()
+        .expect("the job fails")
+        .to_string();
+    assert!(
+        e.contains("partition 0 offset 10") && e.contains("dead_letter_topic"),
+        "{e}"
+    );
+    assert!(
+        !dir.path()
+            .join("out/_runner/aggregates/t/transactions.json")
+            .exists()
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -253,4 +338,3 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
-
