@@ -17,6 +17,10 @@ pub struct Cli {
     /// Folder holding connections.json and topics.json.
     #[arg(long, global = true, env = "RUNNER_CONFIG_DIR", default_value = ".")]
     pub config_dir: PathBuf,
+    /// connections.json from another path (a mounted Secret, or `runner demo --keep`'s);
+    /// paths inside it are relative to its folder.
+    #[arg(long, global = true, env = "RUNNER_CONNECTIONS")]
+    pub connections: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -35,6 +39,12 @@ pub enum Command {
     /// Prints one summary line per topic and exits non-zero if any topic failed; the other
     /// topics still finish. Safe to rerun after any crash: no record is lost or duplicated.
     Once(OnceArgs),
+    /// Fire the jobs of jobs/ on their cron schedules until SIGTERM or SIGINT.
+    ///
+    /// A tick that finds its job still running is skipped. SIGHUP, or a change to a config
+    /// file, reloads jobs/ without touching runs in flight. The first SIGTERM/SIGINT starts no
+    /// new run and lets running ones finish their current files (exit 0); a second aborts.
+    Schedule(ScheduleArgs),
     /// Show what `once` would read (topic, partition, start, end, count, lag), reading no
     /// messages.
     Plan(PlanArgs),
@@ -120,6 +130,23 @@ pub struct OnceArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Jobs running at the same time; a job due while all slots are busy waits for one.
+    #[arg(long, default_value_t = 2)]
+    pub max_parallel: usize,
+    /// Topics of one job worked on at once, unless the job sets `concurrency`.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Seconds running jobs get to finish their current files after SIGTERM or SIGINT
+    /// (Kubernetes sends SIGKILL 30 s after SIGTERM by default).
+    #[arg(long, default_value_t = 25)]
+    pub grace_period: u64,
+    /// Seconds between checks of the config files for changes.
+    #[arg(long, default_value_t = 5)]
+    pub watch_interval: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Also connect: look up the topics in Kafka, write, read and delete a probe object in the
     /// sink, and list the Schema Registry's subjects, with the configured credentials.
@@ -142,6 +169,20 @@ pub struct DemoArgs {
     /// Sample records produced per topic.
     #[arg(long, default_value_t = 10_000)]
     pub records: usize,
+    /// Keep the broker and the Schema Registry running until Ctrl-C, to try other commands.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// The configuration of `--config-dir`, with connections from `--connections` when given.
+pub fn load(
+    config_dir: &std::path::Path,
+    connections: Option<&std::path::Path>,
+) -> Result<runner::config::Config, runner::config::ConfigError> {
+    match connections {
+        Some(file) => runner::config::Config::load_from(config_dir, file),
+        None => runner::config::Config::load(config_dir),
+    }
 }
 
 /// Plans every topic and prints a table (or JSON); exit 1 when a topic cannot be planned.
@@ -338,10 +379,13 @@ pub fn print_jobs(config: &runner::config::Config) {
         let topics = job.topics(&config.topics);
         let names: Vec<&str> = topics.iter().map(|t| t.topic.as_str()).collect();
         let state = if job.enabled { "" } else { " (disabled)" };
+        let kind = match job.kind {
+            runner::config::JobKind::Export => "export",
+            runner::config::JobKind::Aggregate => "aggregate",
+        };
         println!(
-            "job {}{state}: {:?} of {}",
+            "job {} ({kind}){state}: topics {}",
             job.name,
-            job.kind,
             names.join(", ")
         );
         match &job.cron {

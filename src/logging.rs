@@ -36,7 +36,8 @@ pub fn new_run_id() -> String {
 /// Installs the global subscriber. `RUST_LOG` overrides the default `info` level.
 pub fn init(format: LogFormat, log_dir: Option<PathBuf>) -> LogGuard {
     let filter = || {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"))
+        EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,tokio_cron_scheduler=warn"))
     };
     let stderr = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()

@@ -2,6 +2,7 @@
 
 mod cli;
 mod demo;
+mod schedule_command;
 
 use anyhow::Context;
 use clap::Parser;
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Exit codes (README lists them for CronJob authors).
-const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_FAILED: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
@@ -48,9 +49,10 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the I/O runtime")?;
+    let load = || cli::load(&cli.config_dir, cli.connections.as_deref());
     match cli.command {
         Command::Validate(args) => {
-            let config = Config::load(&cli.config_dir)?;
+            let config = load()?;
             println!(
                 "{} and {} in {} are valid: {} topics ({} enabled); sink {} (credential: {})",
                 runner::config::CONNECTIONS_FILE,
@@ -69,13 +71,13 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
             Ok(cli::print_checks(&ctx, run_id))
         }
         Command::Plan(args) => {
-            let config = Config::load(&cli.config_dir)?;
+            let config = load()?;
             let topics = config.select_topics(&args.topic)?;
             let ctx = context(config, &rt, RunOptions::default())?;
             cli::print_plans(&ctx, &topics, args.json)
         }
         Command::Once(args) => {
-            let config = Config::load(&cli.config_dir)?;
+            let config = load()?;
             let options = RunOptions {
                 concurrency: args.concurrency,
                 ..RunOptions::default()
@@ -90,14 +92,15 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
             let outcomes: Vec<JobOutcome> = chosen.iter().map(|j| jobs::run_job(&ctx, j)).collect();
             Ok(report_jobs(&outcomes))
         }
-        Command::Demo(args) => demo::run(&cli.config_dir, &args, rt.handle().clone()),
+        Command::Schedule(args) => schedule_command::run(load, &args, &rt),
+        Command::Demo(args) => demo::run(&cli.config_dir, &args, &rt),
         Command::Produce(args) => {
-            let config = Config::load(&cli.config_dir)?;
+            let config = load()?;
             let registry = Registry::from_connections(&config.connections, rt.handle().clone())?;
             cli::produce(&config, registry.as_ref(), args)
         }
         Command::Topics(command) => {
-            let config = Config::load(&cli.config_dir)?;
+            let config = load()?;
             let admin = runner::admin::Admin::new(&config.connections, rt.handle().clone())?;
             cli::topics(&admin, &config, command)
         }
@@ -150,12 +153,12 @@ pub fn report_jobs(outcomes: &[JobOutcome]) -> ExitCode {
                     total += 1;
                     match &t.result {
                         Ok(s) => println!(
-                            "job={job} topic={} status=ok records={} groups={} run={} mode={:?} seconds={:.2}",
+                            "job={job} topic={} status=ok records={} groups={} run={} mode={} seconds={:.2}",
                             s.topic,
                             s.records,
                             s.totals.as_ref().map_or(0, |t| t.num_rows()),
                             s.run,
-                            s.mode,
+                            s.mode.as_str(),
                             s.seconds
                         ),
                         Err(e) => {
@@ -182,7 +185,7 @@ fn print_topic(job: Option<&str>, outcome: &TopicOutcome) -> bool {
     match &outcome.result {
         Ok(s) => {
             println!(
-                "{prefix}topic={} status=ok records={} dead_letters={} files={} bytes={} seconds={:.2}{}",
+                "{prefix}topic={} status=ok records={} dead_letters={} files={} bytes={} seconds={:.2}{}{}",
                 s.topic,
                 s.records,
                 s.dead_letters,
@@ -193,7 +196,8 @@ fn print_topic(job: Option<&str>, outcome: &TopicOutcome) -> bool {
                     String::new()
                 } else {
                     format!(" lost_ranges={:?}", s.lost)
-                }
+                },
+                if s.stopped { " stopped=true" } else { "" }
             );
             true
         }

@@ -44,7 +44,20 @@ fn validate_accepts_the_repository_config() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("are valid: 3 topics (3 enabled)"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("are valid: 4 topics (4 enabled)"),
+        "{stdout}"
+    );
+    // Both example jobs, with their next fire times.
+    assert!(
+        stdout.contains("job account-totals (aggregate)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("schedule `*/15 * * * *`, next: "),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -104,31 +117,66 @@ fn plan_prints_ranges_and_reads_nothing_and_once_reports_per_topic() {
     assert!(stderr.contains("1 of 2 topics failed: absent"), "{stderr}");
 }
 
-/// README's first command, on a copy of the repository's config.
+/// README's first command, on a copy of the repository's config and jobs.
 #[test]
-fn the_demo_exports_every_topic_twice_including_the_protobuf_transactions() {
+fn the_demo_runs_the_jobs_twice_and_its_totals_match_the_produced_transactions() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for file in ["connections.json", "topics.json"] {
-        std::fs::copy(root.join(file), dir.path().join(file)).unwrap();
+    for file in [
+        "connections.json",
+        "topics.json",
+        "jobs/export.json",
+        "jobs/account-totals.json",
+        "config/schemas/transaction.proto",
+        "config/schemas/payment.avsc",
+    ] {
+        let to = dir.path().join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(root.join(file), to).unwrap();
     }
-    std::fs::create_dir_all(dir.path().join("config/schemas")).unwrap();
-    std::fs::copy(
-        root.join("config/schemas/transaction.proto"),
-        dir.path().join("config/schemas/transaction.proto"),
-    )
-    .unwrap();
     let out = runner(dir.path(), &["demo", "--records", "400"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    for topic in ["orders", "payments_raw", "transactions"] {
-        let first = format!("topic={topic} status=ok records=400 dead_letters=0");
-        let second = format!("topic={topic} status=ok records=200 dead_letters=0");
+    for topic in ["orders", "payments_raw", "transactions", "payments"] {
+        let first = format!("job=export topic={topic} status=ok records=400 dead_letters=0");
+        let second = format!("job=export topic={topic} status=ok records=200 dead_letters=0");
         assert!(stdout.contains(&first), "{stdout}");
         assert!(stdout.contains(&second), "{stdout}");
     }
-    let files = common::parquet_files(&dir.path().join("out/demo/transactions"));
+    for (records, run) in [(400, 1), (200, 2)] {
+        let line = format!(
+            "job=account-totals topic=transactions status=ok records={records} groups=20 run={run}"
+        );
+        assert!(stdout.contains(&line), "{stdout}");
+    }
     let amounts = common::column_strings(&dir.path().join("out/demo"), "transactions", "amount");
-    assert!(!files.is_empty());
     assert_eq!(amounts.len(), 600, "typed amounts of every transaction");
+    let payments = common::column_strings(&dir.path().join("out/demo"), "payments", "currency");
+    assert_eq!(payments.len(), 600, "every Avro payment, typed");
+
+    // The printed table against totals computed from the generator itself.
+    let mut want: std::collections::BTreeMap<String, (i64, u32)> = Default::default();
+    for v in runner::produce::transactions(0..600, 20) {
+        let v = v.unwrap();
+        let cents = (v["amount"].as_f64().unwrap() * 100.0).round() as i64;
+        let e = want
+            .entry(v["account_number"].as_str().unwrap().to_string())
+            .or_default();
+        e.0 += cents;
+        e.1 += 1;
+    }
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("ACC"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), want.len(), "{stdout}");
+    for (row, (account, (cents, count))) in rows.iter().zip(&want) {
+        assert_eq!(row[0], account, "groups print in key order");
+        let total = format!("{}.{:02}", cents / 100, cents % 100);
+        assert_eq!(
+            (row[1], row[2]),
+            (total.as_str(), count.to_string().as_str())
+        );
+    }
 }

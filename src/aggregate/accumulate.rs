@@ -4,10 +4,10 @@
 
 use super::config::{Aggregate, CastType, Op};
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, Decimal128Array, Float64Array, Int64Array,
+    Array, ArrayRef, AsArray, BinaryArray, Decimal128Array, Float64Array, Int64Array, UInt32Array,
     new_null_array,
 };
-use arrow::compute::{CastOptions, cast_with_options, concat};
+use arrow::compute::{CastOptions, cast_with_options, concat, take_record_batch};
 use arrow::datatypes::{DataType, Decimal128Type, Field, Float64Type, Int64Type, Schema};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -167,7 +167,13 @@ impl Aggregator {
                 arrays.push(array);
             }
         }
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(arrow_error("result"))
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(arrow_error("result"))?;
+        // Groups in key order (the row format sorts as the values do), so outputs read well
+        // and repeat from run to run.
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by(|a, b| self.group_rows[*a as usize].cmp(&self.group_rows[*b as usize]));
+        take_record_batch(&batch, &UInt32Array::from(order)).map_err(arrow_error("result"))
     }
 
     fn group_indices(&mut self, batch: &RecordBatch) -> Result<Vec<usize>, AccumulateError> {

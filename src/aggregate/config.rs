@@ -39,6 +39,16 @@ pub enum Mode {
     Cumulative,
 }
 
+impl Mode {
+    /// As written in job files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::PerRun => "per_run",
+            Mode::Cumulative => "cumulative",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outputs {

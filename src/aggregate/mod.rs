@@ -216,13 +216,12 @@ pub fn run(
     state.updated_at = chrono::Utc::now().to_rfc3339();
     state.save(&ctx.sink)?;
     // The totals of the run before are no longer referenced.
-    if let Some(old) = superseded.filter(|old| state.totals.as_ref() != Some(old)) {
-        if let Err(e) = ctx
+    if let Some(old) = superseded.filter(|old| state.totals.as_ref() != Some(old))
+        && let Err(e) = ctx
             .sink
             .delete(&object_store::path::Path::from(old.as_str()))
-        {
-            tracing::warn!(error = %e, "cannot delete superseded totals; harmless");
-        }
+    {
+        tracing::warn!(error = %e, "cannot delete superseded totals; harmless");
     }
     summary.run = run;
     summary.totals = Some(shown);

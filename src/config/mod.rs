@@ -69,19 +69,29 @@ pub struct Config {
 }
 
 impl Config {
-    /// Loads and validates `connections.json` and `topics.json` from `dir`.
+    /// Loads and validates `connections.json`, `topics.json` and `jobs/` from `dir`.
     pub fn load(dir: &Path) -> Result<Config, ConfigError> {
-        let connections_file = dir.join(CONNECTIONS_FILE);
+        Config::load_from(dir, &dir.join(CONNECTIONS_FILE))
+    }
+
+    /// As [`Config::load`], with connections from another file (a mounted Secret, say); paths
+    /// in it are relative to its own folder.
+    pub fn load_from(dir: &Path, connections_file: &Path) -> Result<Config, ConfigError> {
         let topics_file = dir.join(TOPICS_FILE);
-        let mut connections: Connections = load_json(&connections_file)?;
-        connections.validate(&connections_file)?;
-        let sink = crate::sink::SinkConfig::from_connections(&connections, &connections_file, dir)?;
+        let connections_dir = connections_file.parent().unwrap_or(dir);
+        let mut connections: Connections = load_json(connections_file)?;
+        connections.validate(connections_file)?;
+        let sink = crate::sink::SinkConfig::from_connections(
+            &connections,
+            connections_file,
+            connections_dir,
+        )?;
         let mut topics: Vec<TopicConfig> = load_json(&topics_file)?;
         for topic in &mut topics {
             topic.schema_file = topic.schema_file.as_ref().map(|f| dir.join(f));
         }
         topics::validate_all(&topics, &topics_file)?;
-        connections.resolve_paths(dir);
+        connections.resolve_paths(connections_dir);
         let jobs = jobs::load_all(dir, &connections, &topics)?;
         Ok(Config {
             dir: dir.to_path_buf(),

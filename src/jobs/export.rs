@@ -50,6 +50,8 @@ pub struct TopicSummary {
     pub seconds: f64,
     /// Offset ranges retention deleted before export (fail_on_data_loss false).
     pub lost: Vec<(i32, i64, i64)>,
+    /// Asked to stop before the planned end; the rest is left for the next run.
+    pub stopped: bool,
 }
 
 /// Plans a topic without reading any message.
@@ -110,7 +112,12 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
             if let Some(dlq) = &dead_letter_topic {
                 summary.dead_letters += dlq.send(&topic.topic, raw.partition, &mut decoded)?;
             }
-            for sealed in writer.write(&raw, decoded, raw.last)? {
+            let mut sealed = writer.write(&raw, decoded, raw.last)?;
+            let stopping = options.stop.requested();
+            if stopping {
+                sealed.extend(writer.seal_all()?);
+            }
+            for sealed in sealed {
                 let (partition, next) = (sealed.partition, Offset::Offset(sealed.next_offset));
                 commit(&mut progress, sealed, &mut summary)?;
                 if commits
@@ -121,6 +128,14 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
                 }
                 // Lag tools see progress as it happens; the store stays the source of truth.
                 let _ = reader.consumer().commit(&commits, CommitMode::Async);
+            }
+            if stopping {
+                tracing::info!(
+                    records = summary.records,
+                    "stopped on request; progress covers every file written"
+                );
+                summary.stopped = true;
+                break;
             }
         }
         if commits.count() > 0

@@ -9,7 +9,23 @@ use crate::sink::Sink;
 use export::{ExportError, TopicSummary};
 use rayon::prelude::*;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// Asks running exports to stop after the file they are writing: they seal their open files,
+/// record progress for them and return. Clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -21,6 +37,8 @@ pub struct RunOptions {
     pub kafka_timeout: Duration,
     /// How long a partition may deliver nothing before the topic fails.
     pub stall_timeout: Duration,
+    /// Set by a signal: finish the current files, record progress, start nothing new.
+    pub stop: Stop,
 }
 
 impl Default for RunOptions {
@@ -30,6 +48,7 @@ impl Default for RunOptions {
             batch_rows: 8192,
             kafka_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(120),
+            stop: Stop::default(),
         }
     }
 }
@@ -102,6 +121,8 @@ pub fn run_job(ctx: &RunContext, job: &JobConfig) -> JobOutcome {
         JobKind::Aggregate => JobResults::Aggregate(
             topics
                 .iter()
+                // A stop request lets the topic in progress finish and starts no other.
+                .take_while(|_| !ctx.options.stop.requested())
                 .map(|t| {
                     let result = aggregate::run(&ctx, job, t);
                     if let Err(e) = &result {
@@ -127,6 +148,16 @@ pub fn run_once(ctx: &RunContext, topics: &[TopicConfig]) -> Vec<TopicOutcome> {
     let export = |topic: &TopicConfig| {
         let span = tracing::info_span!(parent: &run_span, "topic", topic = %topic.topic);
         let _entered = span.enter();
+        if ctx.options.stop.requested() {
+            return TopicOutcome {
+                topic: topic.topic.clone(),
+                result: Ok(TopicSummary {
+                    topic: topic.topic.clone(),
+                    stopped: true,
+                    ..TopicSummary::default()
+                }),
+            };
+        }
         // A bug in one topic must not take the others down with it.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             export::export_topic(ctx, topic)

@@ -2,7 +2,7 @@
 //! scheduler crate does: five fields (minute first) or six (seconds first), day-of-month and
 //! day-of-week combined with OR when both are restricted, evaluated in a time zone.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -56,7 +56,9 @@ impl CronSchedule {
 
     /// The first fire time strictly after `after`; `None` when the expression never matches.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&self.zone);
+        // Fire times are whole seconds; croner would carry the fraction of `after` along.
+        let whole = after.with_nanosecond(0).unwrap_or(after);
+        let local = whole.with_timezone(&self.zone);
         self.cron
             .find_next_occurrence(&local, false)
             .ok()
@@ -98,6 +100,17 @@ mod tests {
                 at(2026, 1, 1, 10, 30, 0),
                 at(2026, 1, 1, 10, 45, 0)
             ]
+        );
+    }
+
+    #[test]
+    fn fire_times_are_whole_seconds_after_a_fractional_now() {
+        let c = CronSchedule::parse("* * * * * *", None).unwrap();
+        let now = at(2026, 1, 1, 0, 0, 3) + chrono::Duration::milliseconds(440);
+        assert_eq!(c.next_after(now), Some(at(2026, 1, 1, 0, 0, 4)));
+        assert_eq!(
+            c.next_after(at(2026, 1, 1, 0, 0, 4)),
+            Some(at(2026, 1, 1, 0, 0, 5))
         );
     }
 

@@ -208,6 +208,21 @@ impl TopicWriter {
         Ok(done)
     }
 
+    /// Seals every partition's open segment at the offset read so far: a run asked to stop
+    /// leaves complete files and progress that covers them.
+    pub fn seal_all(&mut self) -> Result<Vec<Sealed>, WriteError> {
+        let pending: Vec<(i32, i64)> = self
+            .covered
+            .iter()
+            .filter(|(p, next)| self.reported.get(p) != Some(next))
+            .map(|(p, next)| (*p, *next))
+            .collect();
+        pending
+            .into_iter()
+            .map(|(p, next)| self.seal(p, next))
+            .collect()
+    }
+
     /// Appends the dead letters from index `from` whose offsets are below `before`; returns
     /// the index of the first one left.
     fn append_dead(

@@ -12,8 +12,11 @@ fn spec(compute: &[&str]) -> Vec<Aggregate> {
     cfg.aggregates().unwrap()
 }
 
-/// Rows of (account, amount as a decimal string, count as int, score as float).
-fn batch(rows: &[(&str, Option<i128>, Option<i64>, Option<f64>)]) -> RecordBatch {
+/// (account, amount in cents, count, score).
+type Row = (&'static str, Option<i128>, Option<i64>, Option<f64>);
+
+/// Rows of (account, amount as a decimal, count as int, score as float).
+fn batch(rows: &[Row]) -> RecordBatch {
     let schema = Schema::new(vec![
         Field::new("account", DataType::Utf8, true),
         Field::new("amount", DataType::Decimal128(10, 2), true),
@@ -64,7 +67,7 @@ const ALL: &[&str] = &[
     "last(qty)",
 ];
 
-fn rows() -> Vec<(&'static str, Option<i128>, Option<i64>, Option<f64>)> {
+fn rows() -> Vec<Row> {
     vec![
         ("a", Some(1001), Some(1), Some(0.5)),
         ("b", Some(-250), None, Some(1.0)),
