@@ -105,8 +105,8 @@ pub fn run(config_dir: &Path, args: &DemoArgs, rt: &Runtime) -> anyhow::Result<E
         "\nRound 2 read only the records produced since round 1: every job resumed from the \
          progress in {out}/_runner.\nOpen the Parquet files with DuckDB or pyarrow:\n  \
          duckdb -c \"SELECT account_number, sum(amount) FROM '{out}/transactions/*/*.parquet' GROUP BY 1 ORDER BY 1\"\n  \
-         duckdb -c \"SELECT * FROM '{out}/totals/transactions/*.parquet' ORDER BY 1\"\n  \
-         python3 -c \"import pyarrow.parquet as pq; print(pq.read_table('{out}/payments').to_pandas())\"",
+         duckdb -c \"SELECT filename, * FROM read_parquet('{out}/totals/transactions/*.parquet', filename = true) ORDER BY account_number, filename\"\n  \
+         python3 -c \"import pyarrow.parquet as pq; print(pq.read_table('{out}/payments').slice(0, 3).to_pylist())\"",
         out = out.display()
     );
     if args.keep {

@@ -15,6 +15,7 @@ pub mod decode;
 pub mod embedded;
 pub mod jobs;
 pub mod kafka;
+pub mod lock;
 pub mod logging;
 pub mod plan;
 pub mod produce;

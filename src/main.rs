@@ -17,6 +17,8 @@ use std::sync::Arc;
 /// Exit codes (README lists them for CronJob authors).
 pub(crate) const EXIT_FAILED: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
+/// Every topic of the run failed: nothing moved.
+const EXIT_ALL_FAILED: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -221,5 +223,9 @@ fn exit_code(failed: &[&str], total: usize) -> ExitCode {
         total,
         failed.join(", ")
     );
-    ExitCode::from(EXIT_FAILED)
+    ExitCode::from(if failed.len() == total {
+        EXIT_ALL_FAILED
+    } else {
+        EXIT_FAILED
+    })
 }

@@ -58,6 +58,8 @@ pub enum AggregateError {
     },
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     #[error("job {job}: output topic {source}")]
     Output {
         job: String,
@@ -105,10 +107,16 @@ pub fn run(
         source,
     };
 
-    let mut state = AggregateState::load(&ctx.sink, &job.name, &topic.topic)?;
     // The job's own group: committed offsets of the export must not move its start.
     let mut planned = topic.clone();
     planned.group_id = Some(format!("runner.aggregate.{}", job.name));
+    let mut lock = crate::lock::acquire(
+        &ctx.sink,
+        &planned.group_id(),
+        &topic.topic,
+        ctx.options.lock_lease,
+    )?;
+    let mut state = AggregateState::load(&ctx.sink, &job.name, &topic.topic)?;
     let consumer: BaseConsumer =
         crate::kafka::export_consumer_config(&ctx.config.connections, &planned.group_id())
             .create()
@@ -214,6 +222,7 @@ pub fn run(
     }
     state.run = run;
     state.updated_at = chrono::Utc::now().to_rfc3339();
+    lock.confirm()?;
     state.save(&ctx.sink)?;
     // The totals of the run before are no longer referenced.
     if let Some(old) = superseded.filter(|old| state.totals.as_ref() != Some(old))

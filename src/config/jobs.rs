@@ -118,6 +118,11 @@ pub(super) fn load_all(
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        // Editor backups and Kubernetes' `..data` entries of a mounted ConfigMap.
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     files.sort();
     let mut jobs: Vec<JobConfig> = Vec::with_capacity(files.len());

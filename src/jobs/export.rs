@@ -5,6 +5,7 @@ use crate::config::TopicConfig;
 use crate::dead_letter_topic::{DeadLetterError, DeadLetterTopic};
 use crate::decode::{DecodeError, Decoded, Decoder};
 use crate::kafka;
+use crate::lock::{self, LockError};
 use crate::plan::{self, PlanError, TopicPlan};
 use crate::progress::{Progress, ProgressError};
 use crate::read::{BoundedReader, ReadError};
@@ -34,6 +35,8 @@ pub enum ExportError {
     Progress(#[from] ProgressError),
     #[error(transparent)]
     DeadLetter(#[from] DeadLetterError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("internal error (a bug, please report it): {0}")]
     Panic(String),
 }
@@ -83,6 +86,12 @@ fn prepare(
 
 pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummary, ExportError> {
     let started = Instant::now();
+    let mut lock = lock::acquire(
+        &ctx.sink,
+        &topic.group_id(),
+        &topic.topic,
+        ctx.options.lock_lease,
+    )?;
     let (consumer, mut progress, plan) = prepare(ctx, topic)?;
     progress.recover()?;
     let mut summary = summary_of(&plan);
@@ -119,6 +128,7 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
             }
             for sealed in sealed {
                 let (partition, next) = (sealed.partition, Offset::Offset(sealed.next_offset));
+                lock.confirm()?;
                 commit(&mut progress, sealed, &mut summary)?;
                 if commits
                     .set_partition_offset(&topic.topic, partition, next)

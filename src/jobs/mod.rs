@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub stall_timeout: Duration,
     /// Set by a signal: finish the current files, record progress, start nothing new.
     pub stop: Stop,
+    /// How long a topic's lock holds without renewal; a killed holder's lock frees after it.
+    pub lock_lease: Duration,
 }
 
 impl Default for RunOptions {
@@ -49,6 +51,7 @@ impl Default for RunOptions {
             kafka_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(120),
             stop: Stop::default(),
+            lock_lease: Duration::from_secs(600),
         }
     }
 }

@@ -144,6 +144,20 @@ impl Sink {
         self.sync(path)
     }
 
+    /// Writes a small object only if nothing is at `path` yet; false when something is. Of
+    /// two writers racing for one path exactly one gets true, on every store.
+    pub fn put_new(&self, path: &Path, bytes: Bytes) -> Result<bool, SinkError> {
+        let opts = object_store::PutOptions::from(object_store::PutMode::Create);
+        match self
+            .rt
+            .block_on(self.store.put_opts(path, PutPayload::from(bytes), opts))
+        {
+            Ok(_) => self.sync(path).map(|_| true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(source) => Err(self.write_error(path, source)),
+        }
+    }
+
     /// Reads an object; `None` when it does not exist.
     pub fn get(&self, path: &Path) -> Result<Option<Bytes>, SinkError> {
         let read = async {

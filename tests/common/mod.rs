@@ -48,7 +48,7 @@ pub fn context(bootstrap: &str, out: &Path, rt: &tokio::runtime::Runtime) -> Run
             batch_rows: 1000,
             kafka_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(30),
-            stop: Default::default(),
+            ..RunOptions::default()
         },
     }
 }

@@ -1,0 +1,100 @@
+//! Topic locks: two processes never export the same topic at once, and a stale lock is taken
+//! over safely.
+
+mod common;
+
+use common::numbered;
+use runner::embedded::EmbeddedKafka;
+use runner::lock::{self, LockError};
+use runner::sink::Sink;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[test]
+fn a_held_lock_refuses_a_second_holder_until_released() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Sink::local(dir.path(), rt.handle().clone()).unwrap());
+    let mut first = lock::acquire(&sink, "g", "orders", Duration::from_secs(60)).unwrap();
+    let refused = lock::acquire(&sink, "g", "orders", Duration::from_secs(60)).map(|_| ());
+    match refused {
+        Err(LockError::Held { owner, .. }) => {
+            assert!(owner.contains(&format!("pid {}", std::process::id())))
+        }
+        other => panic!("expected Held, got {other:?}"),
+    }
+    // Another topic or group is independent.
+    let _other = lock::acquire(&sink, "g", "payments", Duration::from_secs(60)).unwrap();
+    first.confirm().unwrap();
+    drop(first);
+    let again = lock::acquire(&sink, "g", "orders", Duration::from_secs(60)).unwrap();
+    drop(again);
+}
+
+#[test]
+fn an_expired_lock_is_taken_over_and_its_old_holder_stops_before_recording() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Sink::local(dir.path(), rt.handle().clone()).unwrap());
+    // A lease of zero: expired at once, as a holder that stopped renewing.
+    let mut stale = lock::acquire(&sink, "g", "orders", Duration::ZERO).unwrap();
+    let mut taker = lock::acquire(&sink, "g", "orders", Duration::from_secs(60)).unwrap();
+    match stale.confirm() {
+        Err(LockError::Lost { owner, .. }) => assert!(owner.contains("pid")),
+        other => panic!("expected Lost, got {other:?}"),
+    }
+    taker.confirm().unwrap();
+    // The old holder's release must not free the new holder's lock.
+    drop(stale);
+    assert!(matches!(
+        lock::acquire(&sink, "g", "orders", Duration::from_secs(60)).map(|_| ()),
+        Err(LockError::Held { .. })
+    ));
+}
+
+#[test]
+fn two_concurrent_runner_once_processes_export_every_record_exactly_once() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("orders", 2).unwrap();
+    let per_partition = 20_000;
+    kafka
+        .produce(
+            "orders",
+            numbered(0, 0, per_partition).chain(numbered(1, 0, per_partition)),
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    common::write_config(
+        dir.path(),
+        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+        json!([{"topic": "orders", "max_records_per_file": 1000}]),
+    );
+    let spawn = || {
+        common::runner_command(dir.path())
+            .arg("once")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let mut refused = 0;
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            assert!(stdout.contains("is being exported by"), "{stdout}");
+            refused += 1;
+        }
+    }
+    assert!(refused <= 1, "one of the two always gets the lock");
+    // Whatever the interleaving, a rerun completes the topic with no duplicate.
+    let rerun = common::runner_command(dir.path())
+        .arg("once")
+        .output()
+        .unwrap();
+    assert!(rerun.status.success());
+    let n = per_partition as i64;
+    common::assert_exactly(&dir.path().join("out"), "orders", &[(0, 0..n), (1, 0..n)]);
+}
