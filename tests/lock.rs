@@ -3,8 +3,6 @@
 
 mod common;
 
-use common::numbered;
-use runner::embedded::EmbeddedKafka;
 use runner::lock::{self, LockError};
 use runner::sink::Sink;
 use serde_json::json;
@@ -55,15 +53,8 @@ fn an_expired_lock_is_taken_over_and_its_old_holder_stops_before_recording() {
 
 #[test]
 fn two_concurrent_runner_once_processes_export_every_record_exactly_once() {
-    let kafka = EmbeddedKafka::start().unwrap();
-    kafka.create_topic("orders", 2).unwrap();
     let per_partition = 20_000;
-    kafka
-        .produce(
-            "orders",
-            numbered(0, 0, per_partition).chain(numbered(1, 0, per_partition)),
-        )
-        .unwrap();
+    let kafka = common::kafka_with("orders", 2, per_partition);
     let dir = tempfile::tempdir().unwrap();
     common::write_config(
         dir.path(),

@@ -180,15 +180,8 @@ fn a_schedule_every_second_keeps_firing_and_exports_each_new_batch_once() {
 
 #[test]
 fn sigterm_in_the_middle_of_a_run_leaves_complete_files_and_the_next_run_continues() {
-    let kafka = EmbeddedKafka::start().unwrap();
-    kafka.create_topic("big", 2).unwrap();
     let per_partition = 40_000;
-    kafka
-        .produce(
-            "big",
-            numbered(0, 0, per_partition).chain(numbered(1, 0, per_partition)),
-        )
-        .unwrap();
+    let kafka = common::kafka_with("big", 2, per_partition);
     let dir = tempfile::tempdir().unwrap();
     common::write_config(
         dir.path(),

@@ -114,15 +114,22 @@ pub fn hint(cfg: &SinkConfig, e: &object_store::Error) -> String {
             "the container (filesystem) does not exist; create it, e.g. `az storage fs create -n <filesystem> --account-name <account>`".into()
         }
         E::NotFound { .. } => "the bucket or container does not exist; create it".into(),
-        _ if text.contains("authoriz") || text.contains("403") || text.contains("401") => format!(
-            "the store rejected the credentials ({}); check them and that they grant write access",
-            cfg.credential()
-        ),
-        _ if text.contains("containernotfound") || text.contains("nosuchbucket") => {
-            "the container or bucket does not exist; create it".into()
-        }
+        // Before the status checks: a URL's port or block id may hold "403" too.
         _ if text.contains("connect") || text.contains("dns") || text.contains("timed out") => {
             "cannot reach the store; check the network, the URL and that the store is up. Progress is recorded only after data, so a rerun redoes exactly the unfinished work".into()
+        }
+        _ if text.contains("authoriz")
+            || ["403 forbidden", "401 unauthorized", "status: 403", "status: 401"]
+                .iter()
+                .any(|s| text.contains(s)) =>
+        {
+            format!(
+                "the store rejected the credentials ({}); check them and that they grant write access",
+                cfg.credential()
+            )
+        }
+        _ if text.contains("containernotfound") || text.contains("nosuchbucket") => {
+            "the container or bucket does not exist; create it".into()
         }
         _ => "a rerun redoes exactly the unfinished work".into(),
     }
