@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 /// Moves data out of Kafka: bounded, exactly-once exports of topics to Parquet files.
 ///
-/// Configuration lives in a folder: connections.json (Kafka, Schema Registry, storage) and
-/// topics.json (one entry per topic). See README.md.
+/// Configuration lives in a folder: connections.json (Kafka, Schema Registry, storage),
+/// topics.json (one entry per topic) and jobs/ (one file per job). See README.md.
 #[derive(Debug, Parser)]
 #[command(name = "runner", version, about, long_about)]
 pub struct Cli {
@@ -50,7 +50,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Check connections.json and topics.json; with --connect, also reach Kafka and the sink.
     Validate(ValidateArgs),
-    /// Run the export on an embedded Kafka broker with sample data, writing to out/demo.
+    /// Run the jobs of jobs/ twice on an embedded Kafka broker and Schema Registry with sample
+    /// data, writing to out/demo; --keep leaves both running.
     Demo(DemoArgs),
     /// Produce JSON lines (a file or stdin) to a topic, encoded as its format in topics.json;
     /// fails unless every record is acknowledged.
