@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use runner::jobs::RunContext;
 use runner::logging::LogFormat;
 use runner::plan::TopicPlan;
+use runner::plan::bounds::{Backfill, Bound, Shard};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -122,12 +123,91 @@ pub struct OnceArgs {
     /// Run only this job of jobs/ (repeatable); it runs even when disabled.
     #[arg(long, conflicts_with = "topic")]
     pub job: Vec<String>,
-    /// Export only this topic (repeatable), a backfill; it runs even when disabled in topics.json.
+    /// Export only this topic (repeatable); it runs even when disabled in topics.json. Without
+    /// --from/--to it is the topic's regular run, from its recorded progress to the end.
     #[arg(long)]
     pub topic: Vec<String>,
+    #[command(flatten)]
+    pub bounds: BackfillArgs,
+    /// When retention deleted part of the range, continue from the log start and report the
+    /// gap (lost_ranges=) instead of failing.
+    #[arg(long)]
+    pub allow_data_loss: bool,
+    /// Export only part of each topic's partitions: `I/N` for shard I of N, or `N` to take I
+    /// from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs). Every partition belongs to
+    /// exactly one shard.
+    #[arg(long, env = "RUNNER_SHARD")]
+    pub shard: Option<String>,
     /// Topics exported at the same time.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+}
+
+/// `--from`/`--to` of `once` and `plan`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Backfill start, for every partition (`X`) or one (`P=X`, repeatable): beginning, end,
+    /// stored, an offset, -N (N before the end), s@<ms> or a time (the first offset at or
+    /// after it). A backfill leaves the recorded progress alone unless --record-progress.
+    #[arg(long, requires = "topic", allow_hyphen_values = true)]
+    pub from: Vec<String>,
+    /// Backfill end (exclusive), same forms as --from; e@<ms> or a time ends before the first
+    /// record at or after it. Default: the end of each partition.
+    #[arg(long, requires = "topic", allow_hyphen_values = true)]
+    pub to: Vec<String>,
+    /// Same as --from with a time: RFC 3339 (2026-11-01T00:00:00Z) or a date (UTC midnight).
+    #[arg(long, requires = "topic", conflicts_with = "from")]
+    pub from_time: Option<String>,
+    /// Same as --to with a time.
+    #[arg(long, requires = "topic", conflicts_with = "to")]
+    pub to_time: Option<String>,
+    /// Move the recorded progress and the group's offsets to where the backfill ends, so the
+    /// regular runs continue from there.
+    #[arg(long, requires = "topic")]
+    pub record_progress: bool,
+}
+
+impl BackfillArgs {
+    /// The backfill the flags describe; `None` for a regular run.
+    pub fn backfill(&self) -> Result<Option<Backfill>, String> {
+        let from: Vec<String> = match &self.from_time {
+            Some(t) => vec![time_position(t, "--from-time")?],
+            None => self.from.clone(),
+        };
+        let to: Vec<String> = match &self.to_time {
+            Some(t) => vec![time_position(t, "--to-time")?],
+            None => self.to.clone(),
+        };
+        let backfill = Backfill {
+            from: Bound::parse(&from, "--from")?,
+            to: Bound::parse(&to, "--to")?,
+            record_progress: self.record_progress,
+        };
+        let regular = !backfill.from.is_set() && !backfill.to.is_set();
+        Ok((!regular).then_some(backfill))
+    }
+}
+
+impl OnceArgs {
+    /// The shard of `--shard`, its index from JOB_COMPLETION_INDEX when only N is given.
+    pub fn shard(&self) -> Result<Option<Shard>, String> {
+        let Some(text) = &self.shard else {
+            return Ok(None);
+        };
+        if text.contains('/') {
+            return Shard::parse(text).map(Some);
+        }
+        let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+            format!("--shard {text} takes its index from JOB_COMPLETION_INDEX, which Kubernetes Indexed Jobs set; it is not set here: pass --shard I/{text}")
+        })?;
+        Shard::parse(&format!("{index}/{text}")).map(Some)
+    }
+}
+
+fn time_position(text: &str, flag: &str) -> Result<String, String> {
+    runner::plan::bounds::parse_time(text)
+        .map(|ms| format!("s@{ms}"))
+        .ok_or_else(|| format!("{flag} {text}: not a time; use RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01)"))
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +240,11 @@ pub struct PlanArgs {
     /// Plan only this topic (repeatable).
     #[arg(long)]
     pub topic: Vec<String>,
+    #[command(flatten)]
+    pub bounds: BackfillArgs,
+    /// Plan only shard I of N of each topic's partitions (see `once --shard`).
+    #[arg(long)]
+    pub shard: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

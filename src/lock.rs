@@ -2,18 +2,21 @@
 //! processes (two CronJob pods, a scheduler and a manual backfill) never export the same
 //! partitions at once.
 //!
-//! A lock is a numbered file `_runner/locks/<group>/<topic>/<n>.json` created with a put that
+//! A lock is a numbered file `_runner/locks/<group>/<topic>/<scope>/<n>.json` created with a put that
 //! fails when the file exists, which every object store and the local file system provide
 //! atomically: of two processes racing for generation `n`, exactly one wins. The newest
 //! generation rules. A holder that is gone (its lease ran out, or its process no longer runs
 //! on this host) is replaced by creating generation `n + 1`; the old holder sees that before
-//! it records progress and stops.
+//! it records progress and stops. The scope is `all`, or `shard-I-of-N` for `--shard I/N`:
+//! shards of one split lock apart, and a live lock of an overlapping scope (a whole-topic
+//! run, or a split into another N) refuses the run.
 
+use crate::plan::bounds::Shard;
 use crate::sink::{Sink, SinkError};
 use bytes::Bytes;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -89,14 +92,33 @@ pub struct TopicLock {
     lease: Duration,
 }
 
-/// Takes the lock of `topic` under `group` for `lease`, or says who holds it.
+/// Takes the lock of `topic` (or of a shard of its partitions) under `group` for `lease`, or
+/// says who holds it.
 pub fn acquire(
     sink: &Arc<Sink>,
     group: &str,
     topic: &str,
+    shard: Option<Shard>,
     lease: Duration,
 ) -> Result<TopicLock, LockError> {
-    let dir = format!("_runner/locks/{group}/{topic}");
+    let topic_dir = format!("_runner/locks/{group}/{topic}");
+    let scope = shard.map_or("all".to_string(), |s| {
+        format!("shard-{}-of-{}", s.index, s.count)
+    });
+    let dir = format!("{topic_dir}/{scope}");
+    for other in overlapping(sink, &topic_dir, shard)? {
+        if let Some((_, holder, path)) = newest(sink, &other)?
+            && holder.live(&other)
+        {
+            return Err(LockError::Held {
+                topic: topic.to_string(),
+                group: group.to_string(),
+                owner: holder.owner.clone(),
+                until: holder.until(),
+                path,
+            });
+        }
+    }
     let mut last = None;
     // A lost race means another process just took it; one more look says by whom.
     for _ in 0..2 {
@@ -197,6 +219,39 @@ impl Drop for TopicLock {
 
 fn file(dir: &str, generation: u64) -> Path {
     Path::from(format!("{dir}/{generation:012}.json"))
+}
+
+/// Lock folders of other scopes of the topic whose partitions may overlap `shard`'s.
+fn overlapping(
+    sink: &Sink,
+    topic_dir: &str,
+    shard: Option<Shard>,
+) -> Result<BTreeSet<String>, SinkError> {
+    let mine = shard.map(|s| (s.index, s.count));
+    let mut found = BTreeSet::new();
+    for path in sink.list(&Path::from(topic_dir))? {
+        let parts: Vec<String> = path.parts().map(|p| p.as_ref().to_string()).collect();
+        let Some(scope) = parts.len().checked_sub(2).and_then(|i| parts.get(i)) else {
+            continue;
+        };
+        let theirs = if scope == "all" {
+            None
+        } else {
+            let Some((i, n)) = scope
+                .strip_prefix("shard-")
+                .and_then(|s| s.split_once("-of-"))
+                .and_then(|(i, n)| Some((i.parse::<u32>().ok()?, n.parse::<u32>().ok()?)))
+            else {
+                continue;
+            };
+            Some((i, n))
+        };
+        let disjoint = matches!((mine, theirs), (Some((i, n)), Some((j, m))) if n == m && i != j);
+        if theirs != mine && !disjoint {
+            found.insert(format!("{topic_dir}/{scope}"));
+        }
+    }
+    Ok(found)
 }
 
 /// The newest generation with its holder.

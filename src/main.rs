@@ -75,15 +75,33 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => {
             let config = load()?;
             let topics = config.select_topics(&args.topic)?;
-            let ctx = context(config, &rt, RunOptions::default())?;
+            let flags = |e: String| runner::config::ConfigError::Flags(e);
+            let shard = match &args.shard {
+                Some(s) => Some(runner::plan::bounds::Shard::parse(s).map_err(flags)?),
+                None => None,
+            };
+            let options = RunOptions {
+                backfill: args.bounds.backfill().map_err(flags)?.map(Arc::new),
+                shard,
+                ..RunOptions::default()
+            };
+            let ctx = context(config, &rt, options)?;
             cli::print_plans(&ctx, &topics, args.json)
         }
         Command::Once(args) => {
-            let config = load()?;
+            let mut config = load()?;
+            let flags = |e: String| runner::config::ConfigError::Flags(e);
             let options = RunOptions {
                 concurrency: args.concurrency,
+                backfill: args.bounds.backfill().map_err(flags)?.map(Arc::new),
+                shard: args.shard().map_err(flags)?,
                 ..RunOptions::default()
             };
+            if args.allow_data_loss {
+                for t in config.topics.iter_mut() {
+                    t.fail_on_data_loss = false;
+                }
+            }
             if !args.topic.is_empty() || config.jobs.is_empty() {
                 let topics = config.select_topics(&args.topic)?;
                 let ctx = context(config, &rt, options)?;

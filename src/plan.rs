@@ -2,9 +2,13 @@
 //!
 //! start: `starting_offsets` (only listed partitions) > `reset_offsets` (log start) > recorded
 //! progress > the group's committed offset > log start. end: the high watermark at plan time,
-//! lowered by the `num_messages` cap.
+//! lowered by the `num_messages` cap. A backfill's `--from`/`--to` bounds replace both rules,
+//! and a shard keeps only its part of the partitions.
+
+pub mod bounds;
 
 use crate::config::TopicConfig;
+use bounds::{Backfill, Position, Shard};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
@@ -43,7 +47,7 @@ pub enum PlanError {
         source: rdkafka::error::KafkaError,
     },
     #[error(
-        "topic {topic} partition {partition}: offsets {start}..{low} were deleted by retention before they were exported (start from {source_name}). Set \"fail_on_data_loss\": false to continue from offset {low} and record the gap"
+        "topic {topic} partition {partition}: offsets {start}..{low} were deleted by retention before they were exported (start from {source_name}). {fix} to continue from offset {low} and record the gap"
     )]
     DataLoss {
         topic: String,
@@ -51,6 +55,18 @@ pub enum PlanError {
         start: i64,
         low: i64,
         source_name: &'static str,
+        fix: &'static str,
+    },
+    #[error("topic {topic}: cannot look up offsets by timestamp: {source}")]
+    Times {
+        topic: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("topic {topic} partition {partition}: {problem}")]
+    Bounds {
+        topic: String,
+        partition: i32,
+        problem: String,
     },
     #[error(
         "topic {topic} partition {partition}: start offset {start} (from {source_name}) is beyond the end of the partition ({high}). The topic may have been recreated; set \"reset_offsets\": true or use a new group_id"
@@ -73,6 +89,7 @@ pub enum StartSource {
     Progress,
     Committed,
     Earliest,
+    Backfill,
 }
 
 impl StartSource {
@@ -83,18 +100,28 @@ impl StartSource {
             StartSource::Progress => "recorded progress",
             StartSource::Committed => "the group's committed offset",
             StartSource::Earliest => "the log start",
+            StartSource::Backfill => "--from",
         }
     }
 }
 
 /// What Kafka and the progress records say about one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionState {
     pub partition: i32,
     pub low: i64,
     pub high: i64,
     pub recorded: Option<i64>,
     pub committed: Option<i64>,
+    /// Per looked-up timestamp, the first offset at or after it (`None`: no such record).
+    pub at_time: BTreeMap<i64, Option<i64>>,
+}
+
+/// What a run asks of the plan beyond topics.json: backfill bounds and a shard.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Request<'a> {
+    pub backfill: Option<&'a Backfill>,
+    pub shard: Option<Shard>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -140,10 +167,12 @@ pub fn plan_topic(
     consumer: &BaseConsumer,
     topic: &TopicConfig,
     recorded: &BTreeMap<i32, i64>,
+    request: Request,
     timeout: Duration,
 ) -> Result<TopicPlan, PlanError> {
-    let states = partition_states(consumer, topic, recorded, timeout)?;
-    let partitions = compute(topic, &states)?;
+    let times = request.backfill.map(Backfill::times).unwrap_or_default();
+    let states = partition_states(consumer, topic, recorded, &times, timeout)?;
+    let partitions = compute(topic, &states, request)?;
     Ok(TopicPlan {
         topic: topic.topic.clone(),
         group_id: topic.group_id(),
@@ -155,6 +184,7 @@ fn partition_states(
     consumer: &BaseConsumer,
     topic: &TopicConfig,
     recorded: &BTreeMap<i32, i64>,
+    times: &[i64],
     timeout: Duration,
 ) -> Result<Vec<PartitionState>, PlanError> {
     let name = topic.topic.as_str();
@@ -209,9 +239,32 @@ fn partition_states(
             high,
             recorded: recorded.get(&partition).copied(),
             committed,
+            at_time: BTreeMap::new(),
         });
     }
     states.sort_by_key(|s| s.partition);
+    for &ms in times {
+        let mut tpl = TopicPartitionList::new();
+        for s in &states {
+            let _ = tpl.add_partition_offset(name, s.partition, Offset::Offset(ms));
+        }
+        let found =
+            consumer
+                .offsets_for_times(tpl, timeout)
+                .map_err(|source| PlanError::Times {
+                    topic: name.to_string(),
+                    source,
+                })?;
+        for s in states.iter_mut() {
+            let offset = found
+                .find_partition(name, s.partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Some(o),
+                    _ => None,
+                });
+            s.at_time.insert(ms, offset);
+        }
+    }
     Ok(states)
 }
 
@@ -219,43 +272,74 @@ fn partition_states(
 pub fn compute(
     topic: &TopicConfig,
     states: &[PartitionState],
+    request: Request,
 ) -> Result<Vec<PartitionPlan>, PlanError> {
     let name = &topic.topic;
-    if let Some(starts) = &topic.starting_offsets
-        && let Some(partition) = starts
-            .0
-            .keys()
-            .find(|p| !states.iter().any(|s| s.partition == **p))
-    {
-        return Err(PlanError::UnknownPartition {
-            topic: name.clone(),
-            partition: *partition,
-            count: states.len(),
-        });
+    let named = topic
+        .starting_offsets
+        .iter()
+        .flat_map(|s| s.0.keys())
+        .chain(
+            request
+                .backfill
+                .iter()
+                .flat_map(|b| b.from.partitions.keys().chain(b.to.partitions.keys())),
+        );
+    for partition in named {
+        if !states.iter().any(|s| s.partition == *partition) {
+            return Err(PlanError::UnknownPartition {
+                topic: name.clone(),
+                partition: *partition,
+                count: states.len(),
+            });
+        }
     }
     let mut plans = Vec::new();
     for s in states {
-        let (start, source) = match &topic.starting_offsets {
-            Some(starts) => match starts.get(s.partition) {
-                Some(o) => (o, StartSource::StartingOffsets),
+        if request
+            .shard
+            .is_some_and(|shard| !shard.owns(name, s.partition))
+        {
+            continue;
+        }
+        let bounds_error = |problem: String| PlanError::Bounds {
+            topic: name.clone(),
+            partition: s.partition,
+            problem,
+        };
+        let (start, source) = match request.backfill {
+            Some(b) if b.from.is_set() => match b.from.get(s.partition) {
+                Some(Position::Stored) => stored(s),
+                Some(position) => (resolve(position, s), StartSource::Backfill),
                 None => continue,
             },
-            None if topic.reset_offsets => (s.low, StartSource::Reset),
-            None => match (s.recorded, s.committed) {
-                (Some(o), _) => (o, StartSource::Progress),
-                (None, Some(o)) => (o, StartSource::Committed),
-                (None, None) => (s.low, StartSource::Earliest),
+            _ => match regular_start(topic, s) {
+                Some(start) => start,
+                None => continue,
             },
         };
-        let mut plan = PartitionPlan {
-            partition: s.partition,
-            start,
-            end: s.high,
-            high: s.high,
-            source,
-            lost: None,
+        let end = match request.backfill.and_then(|b| b.to.get(s.partition)) {
+            None => s.high,
+            Some(position) => {
+                let end = resolve(position, s);
+                if end > s.high {
+                    tracing::warn!(
+                        partition = s.partition,
+                        to = end,
+                        high = s.high,
+                        "--to is past the end of the partition; reading to the end"
+                    );
+                }
+                end.min(s.high)
+            }
         };
         if start > s.high {
+            if source == StartSource::Backfill {
+                return Err(bounds_error(format!(
+                    "--from resolves to offset {start}, past the end of the partition ({})",
+                    s.high
+                )));
+            }
             return Err(PlanError::BeyondEnd {
                 topic: name.clone(),
                 partition: s.partition,
@@ -264,7 +348,22 @@ pub fn compute(
                 source_name: source.name(),
             });
         }
+        if end < start {
+            return Err(bounds_error(format!(
+                "--to resolves to offset {end}, before the start {start} (from {}); swap or fix the bounds",
+                source.name()
+            )));
+        }
+        let mut plan = PartitionPlan {
+            partition: s.partition,
+            start,
+            end,
+            high: s.high,
+            source,
+            lost: None,
+        };
         if start < s.low {
+            let lost_end = s.low.min(end);
             if topic.fail_on_data_loss {
                 return Err(PlanError::DataLoss {
                     topic: name.clone(),
@@ -272,17 +371,55 @@ pub fn compute(
                     start,
                     low: s.low,
                     source_name: source.name(),
+                    fix: match (source, request.backfill) {
+                        (_, Some(_)) => "Pass --allow-data-loss",
+                        _ => "Set \"fail_on_data_loss\": false",
+                    },
                 });
             }
-            plan.lost = Some((start, s.low));
-            plan.start = s.low;
+            plan.lost = Some((start, lost_end));
+            plan.start = lost_end;
         }
         plans.push(plan);
     }
-    if let Some(cap) = topic.num_messages {
+    // A backfill's bounds are its range; the per-run cap is for regular runs.
+    if let (Some(cap), None) = (topic.num_messages, request.backfill) {
         apply_cap(&mut plans, cap);
     }
     Ok(plans)
+}
+
+/// A regular run's start: `starting_offsets` (listed partitions only), `reset_offsets`, then
+/// the stored position.
+fn regular_start(topic: &TopicConfig, s: &PartitionState) -> Option<(i64, StartSource)> {
+    match &topic.starting_offsets {
+        Some(starts) => starts
+            .get(s.partition)
+            .map(|o| (o, StartSource::StartingOffsets)),
+        None if topic.reset_offsets => Some((s.low, StartSource::Reset)),
+        None => Some(stored(s)),
+    }
+}
+
+/// Recorded progress, else the group's committed offset, else the log start.
+fn stored(s: &PartitionState) -> (i64, StartSource) {
+    match (s.recorded, s.committed) {
+        (Some(o), _) => (o, StartSource::Progress),
+        (None, Some(o)) => (o, StartSource::Committed),
+        (None, None) => (s.low, StartSource::Earliest),
+    }
+}
+
+/// The offset a bound names in this partition.
+fn resolve(position: Position, s: &PartitionState) -> i64 {
+    match position {
+        Position::Beginning => s.low,
+        Position::End => s.high,
+        Position::Stored => stored(s).0,
+        Position::Offset(o) => o,
+        Position::FromEnd(n) => (s.high - n).max(s.low),
+        Position::Time(ms) => s.at_time.get(&ms).copied().flatten().unwrap_or(s.high),
+    }
 }
 
 /// Splits the cap evenly over partitions in ascending order; a partition with fewer offsets

@@ -1,12 +1,17 @@
 //! Progress records: per topic and group, the next offset to read of each partition, kept in
 //! the sink beside the data (so they outlive Kafka's offset retention) and written only after
 //! the files they point past are durable.
+//!
+//! Every save is a compare-and-swap against the version last read (an ETag on object
+//! stores), so two writers cannot both advance a partition: when the record changed under a
+//! run, it takes the other writer's partitions and keeps its own, unless the other writer
+//! moved one of its own; then it stops. Shards of one topic share the record this way.
 
-use crate::sink::{Sink, SinkError};
+use crate::sink::{Sink, SinkError, Version};
 use crate::write::{Sealed, WrittenFile};
 use object_store::path::{Path, PathPart};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +22,19 @@ pub enum ProgressError {
         "progress record {path} is unreadable ({reason}); restore it, or delete it to restart from the group's committed offset"
     )]
     Corrupt { path: String, reason: String },
+    #[error(
+        "topic {topic} (group {group}) partition {partition}: another run recorded progress (next offset {theirs}) while this run exported the partition, so this run stops without recording; the run that goes on rewrites or extends its files. Check that one process exports a topic at a time"
+    )]
+    Conflict {
+        topic: String,
+        group: String,
+        partition: i32,
+        theirs: i64,
+    },
+    #[error(
+        "progress record {path} changed under every one of 8 attempts to save it; too many processes export this topic at once"
+    )]
+    Contended { path: String },
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -43,6 +61,13 @@ pub struct Progress {
     sink: Arc<Sink>,
     path: Path,
     state: TopicProgress,
+    /// The record as last read or written, which a save expects to replace.
+    base: TopicProgress,
+    version: Option<Version>,
+    /// Partitions this run has moved: only these are its to write.
+    touched: BTreeSet<i32>,
+    /// False for a backfill that leaves progress alone: files are committed, nothing recorded.
+    recording: bool,
 }
 
 /// `_runner/progress/<group>/<topic>.json`; the group is escaped as a path segment.
@@ -58,18 +83,21 @@ pub fn progress_path(group_id: &str, topic: &str) -> Path {
 impl Progress {
     pub fn load(sink: Arc<Sink>, group_id: &str, topic: &str) -> Result<Self, ProgressError> {
         let path = progress_path(group_id, topic);
-        let state = match sink.get(&path)? {
-            None => TopicProgress {
-                topic: topic.to_string(),
-                group_id: group_id.to_string(),
-                partitions: BTreeMap::new(),
-            },
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| ProgressError::Corrupt {
-                path: format!("{}/{path}", sink.url()),
-                reason: e.to_string(),
-            })?,
-        };
-        Ok(Progress { sink, path, state })
+        let (state, version) = read(&sink, &path, group_id, topic)?;
+        Ok(Progress {
+            sink,
+            path,
+            base: state.clone(),
+            state,
+            version,
+            touched: BTreeSet::new(),
+            recording: true,
+        })
+    }
+
+    /// Stops recording: commits make files visible but never move the record.
+    pub fn detach(&mut self) {
+        self.recording = false;
     }
 
     /// Next offset per partition, as recorded.
@@ -96,6 +124,7 @@ impl Progress {
                 })?;
                 tracing::info!(partition, path = %file, "removing a file of an unfinished commit");
                 self.sink.delete(&path)?;
+                self.touched.insert(*partition);
                 changed = true;
             }
         }
@@ -109,6 +138,11 @@ impl Progress {
     /// is saved atomically. A segment of several files is first recorded as pending, so a
     /// crash between two files cannot leave one behind that a rerun would not overwrite.
     pub fn commit(&mut self, sealed: Sealed) -> Result<Vec<WrittenFile>, ProgressError> {
+        if !self.recording {
+            let files = sealed.files.into_iter().map(|f| f.commit(&self.sink));
+            return Ok(files.collect::<Result<_, _>>()?);
+        }
+        self.touched.insert(sealed.partition);
         let entry = self
             .state
             .partitions
@@ -136,12 +170,78 @@ impl Progress {
         Ok(written)
     }
 
-    fn save(&self) -> Result<(), ProgressError> {
-        let json = serde_json::to_vec_pretty(&self.state).map_err(|e| ProgressError::Corrupt {
-            path: self.path.to_string(),
-            reason: e.to_string(),
-        })?;
-        self.sink.put(&self.path, json.into())?;
+    fn save(&mut self) -> Result<(), ProgressError> {
+        // Each retry follows another writer's save; a handful means something is wrong.
+        for _ in 0..8 {
+            let json =
+                serde_json::to_vec_pretty(&self.state).map_err(|e| ProgressError::Corrupt {
+                    path: self.path.to_string(),
+                    reason: e.to_string(),
+                })?;
+            let expected = self.version.as_ref();
+            if let Some(version) = self.sink.put_if(&self.path, json.into(), expected)? {
+                self.version = Some(version);
+                self.base = self.state.clone();
+                return Ok(());
+            }
+            self.merge_latest()?;
+        }
+        Err(ProgressError::Contended {
+            path: format!("{}/{}", self.sink.url(), self.path),
+        })
+    }
+
+    /// Takes the record another writer saved, keeping this run's partitions, or fails if
+    /// that writer moved one of them.
+    fn merge_latest(&mut self) -> Result<(), ProgressError> {
+        let (latest, version) = read(
+            &self.sink,
+            &self.path,
+            &self.state.group_id,
+            &self.state.topic,
+        )?;
+        let mut merged = latest.clone();
+        for p in &self.touched {
+            let theirs = latest.partitions.get(p);
+            if theirs != self.base.partitions.get(p) {
+                return Err(ProgressError::Conflict {
+                    topic: self.state.topic.clone(),
+                    group: self.state.group_id.clone(),
+                    partition: *p,
+                    theirs: theirs.map_or(-1, |t| t.next_offset),
+                });
+            }
+            if let Some(ours) = self.state.partitions.get(p) {
+                merged.partitions.insert(*p, ours.clone());
+            }
+        }
+        self.state = merged;
+        self.base = latest;
+        self.version = version;
         Ok(())
+    }
+}
+
+fn read(
+    sink: &Sink,
+    path: &Path,
+    group_id: &str,
+    topic: &str,
+) -> Result<(TopicProgress, Option<Version>), ProgressError> {
+    match sink.get_versioned(path)? {
+        None => Ok((
+            TopicProgress {
+                topic: topic.to_string(),
+                group_id: group_id.to_string(),
+                partitions: BTreeMap::new(),
+            },
+            None,
+        )),
+        Some((bytes, version)) => serde_json::from_slice(&bytes)
+            .map(|state| (state, Some(version)))
+            .map_err(|e| ProgressError::Corrupt {
+                path: format!("{}/{path}", sink.url()),
+                reason: e.to_string(),
+            }),
     }
 }

@@ -43,6 +43,15 @@ fn names(sink: &Sink, prefix: &str) -> Vec<String> {
 }
 
 #[test]
+fn progress_saves_are_compare_and_swap_on_azure_etags() {
+    let rt = runtime();
+    let azurite = Azurite::start();
+    azurite.create_container("lake");
+    let sink = open_store(&azurite, "az://lake/cas", &rt);
+    progress_writers_merge_or_conflict(std::sync::Arc::new(sink));
+}
+
+#[test]
 fn once_in_emulator_mode_puts_every_record_in_the_container_once() {
     let kafka = kafka_with("orders", 3, 250);
     let azurite = Azurite::start();

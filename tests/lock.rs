@@ -4,6 +4,7 @@
 mod common;
 
 use runner::lock::{self, LockError};
+use runner::plan::bounds::Shard;
 use runner::sink::Sink;
 use serde_json::json;
 use std::sync::Arc;
@@ -14,8 +15,8 @@ fn a_held_lock_refuses_a_second_holder_until_released() {
     let rt = common::runtime();
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(Sink::local(dir.path(), rt.handle().clone()).unwrap());
-    let mut first = lock::acquire(&sink, "g", "orders", Duration::from_secs(60)).unwrap();
-    let refused = lock::acquire(&sink, "g", "orders", Duration::from_secs(60)).map(|_| ());
+    let mut first = lock::acquire(&sink, "g", "orders", None, Duration::from_secs(60)).unwrap();
+    let refused = lock::acquire(&sink, "g", "orders", None, Duration::from_secs(60)).map(|_| ());
     match refused {
         Err(LockError::Held { owner, .. }) => {
             assert!(owner.contains(&format!("pid {}", std::process::id())))
@@ -23,11 +24,42 @@ fn a_held_lock_refuses_a_second_holder_until_released() {
         other => panic!("expected Held, got {other:?}"),
     }
     // Another topic or group is independent.
-    let _other = lock::acquire(&sink, "g", "payments", Duration::from_secs(60)).unwrap();
+    let _other = lock::acquire(&sink, "g", "payments", None, Duration::from_secs(60)).unwrap();
     first.confirm().unwrap();
     drop(first);
-    let again = lock::acquire(&sink, "g", "orders", Duration::from_secs(60)).unwrap();
+    let again = lock::acquire(&sink, "g", "orders", None, Duration::from_secs(60)).unwrap();
     drop(again);
+}
+
+#[test]
+fn shards_of_one_split_lock_apart_and_overlapping_scopes_refuse() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Sink::local(dir.path(), rt.handle().clone()).unwrap());
+    let lease = Duration::from_secs(60);
+    let shard = |index, count| Some(Shard { index, count });
+    let zero = lock::acquire(&sink, "g", "orders", shard(0, 2), lease).unwrap();
+    let one = lock::acquire(&sink, "g", "orders", shard(1, 2), lease).unwrap();
+    for overlapping in [None, shard(0, 3), shard(1, 2)] {
+        let refused = lock::acquire(&sink, "g", "orders", overlapping, lease).map(|_| ());
+        assert!(
+            matches!(refused, Err(LockError::Held { .. })),
+            "{overlapping:?}"
+        );
+    }
+    drop((zero, one));
+    let whole = lock::acquire(&sink, "g", "orders", None, lease).unwrap();
+    let refused = lock::acquire(&sink, "g", "orders", shard(0, 2), lease).map(|_| ());
+    assert!(matches!(refused, Err(LockError::Held { .. })));
+    drop(whole);
+}
+
+#[test]
+fn progress_saves_are_compare_and_swap_on_a_local_folder() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Sink::local(dir.path(), rt.handle().clone()).unwrap());
+    common::progress_writers_merge_or_conflict(sink);
 }
 
 #[test]
@@ -36,8 +68,8 @@ fn an_expired_lock_is_taken_over_and_its_old_holder_stops_before_recording() {
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(Sink::local(dir.path(), rt.handle().clone()).unwrap());
     // A lease of zero: expired at once, as a holder that stopped renewing.
-    let mut stale = lock::acquire(&sink, "g", "orders", Duration::ZERO).unwrap();
-    let mut taker = lock::acquire(&sink, "g", "orders", Duration::from_secs(60)).unwrap();
+    let mut stale = lock::acquire(&sink, "g", "orders", None, Duration::ZERO).unwrap();
+    let mut taker = lock::acquire(&sink, "g", "orders", None, Duration::from_secs(60)).unwrap();
     match stale.confirm() {
         Err(LockError::Lost { owner, .. }) => assert!(owner.contains("pid")),
         other => panic!("expected Lost, got {other:?}"),
@@ -46,7 +78,7 @@ fn an_expired_lock_is_taken_over_and_its_old_holder_stops_before_recording() {
     // The old holder's release must not free the new holder's lock.
     drop(stale);
     assert!(matches!(
-        lock::acquire(&sink, "g", "orders", Duration::from_secs(60)).map(|_| ()),
+        lock::acquire(&sink, "g", "orders", None, Duration::from_secs(60)).map(|_| ()),
         Err(LockError::Held { .. })
     ));
 }

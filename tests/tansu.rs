@@ -61,3 +61,43 @@ fn starting_offsets_and_offset_increment_against_a_real_broker_process() {
     assert_eq!(records(&run(&ctx, &[t])), 30);
     assert_exactly(out.path(), "adhoc", &[(1, 1020..1050)]);
 }
+
+/// The mock cluster answers no timestamp lookup (librdkafka's mock ListOffsets handler has
+/// "FIXME: by timestamp"), so `--from-time` is shown against tansu, a real broker.
+#[test]
+fn from_time_and_to_time_start_and_end_at_the_first_offsets_at_or_after_them() {
+    let rt = runtime();
+    let tansu = Tansu::start();
+    tansu.create_topic(&rt, "timed", 2);
+    let bootstrap = tansu.bootstrap_servers();
+    let base = 1_700_000_000_000i64;
+    for p in 0..2 {
+        // Partition 1's records are half a second later than partition 0's.
+        let timed = numbered(p, 0, 200).enumerate().map(|(i, mut r)| {
+            r.timestamp = Some(base + i as i64 * 1000 + i64::from(p) * 500);
+            r
+        });
+        runner::embedded::produce(&bootstrap, "timed", timed).unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut ctx = context(&bootstrap, out.path(), &rt);
+    let bound = |ms: i64| runner::plan::bounds::Bound {
+        all: Some(runner::plan::bounds::Position::Time(ms)),
+        ..Default::default()
+    };
+    ctx.options.backfill = Some(std::sync::Arc::new(runner::plan::bounds::Backfill {
+        from: bound(base + 120_500),
+        to: bound(base + 150_000),
+        record_progress: false,
+    }));
+    let t = topic(json!({"topic": "timed", "group_id": "g", "format": "json"}));
+    let plan = runner::jobs::export::plan_only(&ctx, &t).unwrap();
+    let ranges: Vec<_> = plan
+        .partitions
+        .iter()
+        .map(|p| (p.partition, p.start, p.end))
+        .collect();
+    assert_eq!(ranges, [(0, 121, 150), (1, 120, 150)]);
+    assert_eq!(records(&run(&ctx, std::slice::from_ref(&t))), 29 + 30);
+    assert_exactly(out.path(), "timed", &[(0, 121..150), (1, 120..150)]);
+}

@@ -114,6 +114,7 @@ pub fn run(
         &ctx.sink,
         &planned.group_id(),
         &topic.topic,
+        None,
         ctx.options.lock_lease,
     )?;
     let mut state = AggregateState::load(&ctx.sink, &job.name, &topic.topic)?;
@@ -128,6 +129,7 @@ pub fn run(
         &consumer,
         &planned,
         &state.offsets,
+        plan::Request::default(),
         ctx.options.kafka_timeout,
     )?;
     tracing::info!(job = %job.name, records = plan.count(), "planned");

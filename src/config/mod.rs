@@ -41,6 +41,9 @@ pub enum ConfigError {
         field: String,
         message: String,
     },
+    /// A command-line flag that cannot be used as given.
+    #[error("{0}")]
+    Flags(String),
 }
 
 impl ConfigError {

@@ -74,13 +74,22 @@ fn prepare(
             topic: topic.topic.clone(),
             source,
         })?;
-    let progress = Progress::load(ctx.sink.clone(), &group, &topic.topic)?;
+    let mut progress = Progress::load(ctx.sink.clone(), &group, &topic.topic)?;
+    let request = plan::Request {
+        backfill: ctx.options.backfill.as_deref(),
+        shard: ctx.options.shard,
+    };
     let plan = plan::plan_topic(
         &consumer,
         topic,
         &progress.offsets(),
+        request,
         ctx.options.kafka_timeout,
     )?;
+    if !records_progress(ctx) {
+        progress.detach();
+        warn_overlap(&plan, &progress.offsets());
+    }
     Ok((consumer, progress, plan))
 }
 
@@ -90,10 +99,14 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
         &ctx.sink,
         &topic.group_id(),
         &topic.topic,
+        ctx.options.shard,
         ctx.options.lock_lease,
     )?;
     let (consumer, mut progress, plan) = prepare(ctx, topic)?;
-    progress.recover()?;
+    let recording = records_progress(ctx);
+    if recording {
+        progress.recover()?;
+    }
     let mut summary = summary_of(&plan);
     tracing::info!(
         records = plan.count(),
@@ -111,6 +124,13 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
             None => None,
         };
         let mut writer = TopicWriter::new(ctx.sink.clone(), topic, starts);
+        if !recording {
+            // Named by the backfill's end too: a rerun of the same backfill replaces its own
+            // files, and no backfill replaces a regular run's file of the same start.
+            for p in plan.to_read() {
+                writer.tag_files(p.partition, &format!("backfill-to-{}", p.end));
+            }
+        }
         let mut commits = TopicPartitionList::new();
         while let Some(raw) = reader.next_batch()? {
             let mut decoded = if raw.is_empty() {
@@ -137,7 +157,9 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
                     let _ = commits.add_partition_offset(&topic.topic, partition, next);
                 }
                 // Lag tools see progress as it happens; the store stays the source of truth.
-                let _ = reader.consumer().commit(&commits, CommitMode::Async);
+                if recording {
+                    let _ = reader.consumer().commit(&commits, CommitMode::Async);
+                }
             }
             if stopping {
                 tracing::info!(
@@ -148,7 +170,8 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
                 break;
             }
         }
-        if commits.count() > 0
+        if recording
+            && commits.count() > 0
             && let Err(e) = reader.consumer().commit(&commits, CommitMode::Sync)
         {
             tracing::warn!(error = %e, "progress is recorded, but committing it to the consumer group failed");
@@ -156,6 +179,30 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// A backfill leaves progress alone unless `--record-progress` asks otherwise.
+fn records_progress(ctx: &RunContext) -> bool {
+    ctx.options
+        .backfill
+        .as_ref()
+        .is_none_or(|b| b.record_progress)
+}
+
+/// A backfill over offsets the regular runs already exported writes them a second time.
+fn warn_overlap(plan: &TopicPlan, recorded: &std::collections::BTreeMap<i32, i64>) {
+    for p in plan.to_read() {
+        if let Some(&next) = recorded.get(&p.partition)
+            && p.start < next
+        {
+            tracing::warn!(
+                partition = p.partition,
+                from = p.start,
+                to = next.min(p.end),
+                "this backfill writes offsets the regular runs already exported: a second copy in the sink"
+            );
+        }
+    }
 }
 
 fn summary_of(plan: &TopicPlan) -> TopicSummary {

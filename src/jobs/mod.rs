@@ -5,6 +5,7 @@ pub mod export;
 
 use crate::aggregate::{self, AggregateError, AggregateSummary};
 use crate::config::{Config, JobConfig, JobKind, TopicConfig};
+use crate::plan::bounds::{Backfill, Shard};
 use crate::sink::Sink;
 use export::{ExportError, TopicSummary};
 use rayon::prelude::*;
@@ -41,6 +42,10 @@ pub struct RunOptions {
     pub stop: Stop,
     /// How long a topic's lock holds without renewal; a killed holder's lock frees after it.
     pub lock_lease: Duration,
+    /// `--from`/`--to` bounds of a backfill; `None` for a regular run.
+    pub backfill: Option<Arc<Backfill>>,
+    /// This process's part of the partitions (`--shard I/N`).
+    pub shard: Option<Shard>,
 }
 
 impl Default for RunOptions {
@@ -52,6 +57,8 @@ impl Default for RunOptions {
             stall_timeout: Duration::from_secs(120),
             stop: Stop::default(),
             lock_lease: Duration::from_secs(600),
+            backfill: None,
+            shard: None,
         }
     }
 }
@@ -121,6 +128,11 @@ pub fn run_job(ctx: &RunContext, job: &JobConfig) -> JobOutcome {
     let topics = job.topics(&ctx.config.topics);
     let results = match job.kind {
         JobKind::Export => JobResults::Export(run_once(&ctx, &topics)),
+        // Totals need every partition in one place: the first shard computes them.
+        JobKind::Aggregate if ctx.options.shard.is_some_and(|s| s.index > 0) => {
+            tracing::info!("aggregate jobs run on shard 0 only");
+            JobResults::Aggregate(Vec::new())
+        }
         JobKind::Aggregate => JobResults::Aggregate(
             topics
                 .iter()

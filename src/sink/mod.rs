@@ -9,6 +9,9 @@ mod writer;
 pub use config::{SinkConfig, StoreKind};
 pub use writer::ObjectWriter;
 
+/// An object's version (its ETag), for compare-and-swap writes.
+pub type Version = object_store::UpdateVersion;
+
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -55,6 +58,12 @@ pub enum SinkError {
         path: String,
         expected: u64,
         found: u64,
+    },
+    #[error("sink {url}: cannot lock the folder of {path} for a conditional write: {source}")]
+    LocalLock {
+        url: String,
+        path: String,
+        source: std::io::Error,
     },
     #[error("sink {url}: cannot make {path} durable: {source}")]
     Sync {
@@ -156,6 +165,86 @@ impl Sink {
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(source) => Err(self.write_error(path, source)),
         }
+    }
+
+    /// Reads an object with its version (ETag), for a later `put_if`.
+    pub fn get_versioned(&self, path: &Path) -> Result<Option<(Bytes, Version)>, SinkError> {
+        let read = async {
+            match self.store.get(path).await {
+                Ok(result) => {
+                    let version = Version {
+                        e_tag: result.meta.e_tag.clone(),
+                        version: result.meta.version.clone(),
+                    };
+                    result.bytes().await.map(|b| Some((b, version)))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        self.rt
+            .block_on(read)
+            .map_err(|source| self.read_error(path, source))
+    }
+
+    /// Compare-and-swap: writes `bytes` only if the object is still at `expected` (absent when
+    /// `None`). `Ok(None)` when another writer changed it first; otherwise its new version.
+    /// Object stores check the ETag (If-Match); a local folder, which object_store cannot do
+    /// this for, compares under an exclusive lock of the folder.
+    pub fn put_if(
+        &self,
+        path: &Path,
+        bytes: Bytes,
+        expected: Option<&Version>,
+    ) -> Result<Option<Version>, SinkError> {
+        let mode = match expected {
+            None => object_store::PutMode::Create,
+            Some(v) => object_store::PutMode::Update(v.clone()),
+        };
+        let Some(file) = self.local_path(path) else {
+            let opts = object_store::PutOptions::from(mode);
+            return match self
+                .rt
+                .block_on(self.store.put_opts(path, PutPayload::from(bytes), opts))
+            {
+                Ok(put) => Ok(Some(Version {
+                    e_tag: put.e_tag,
+                    version: put.version,
+                })),
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                ) => Ok(None),
+                Err(source) => Err(self.write_error(path, source)),
+            };
+        };
+        let lock_error = |source| SinkError::LocalLock {
+            url: self.url.clone(),
+            path: path.to_string(),
+            source,
+        };
+        let folder = file.parent().unwrap_or(std::path::Path::new("/"));
+        std::fs::create_dir_all(folder).map_err(lock_error)?;
+        let guard = std::fs::File::open(folder).map_err(lock_error)?;
+        guard.lock().map_err(lock_error)?;
+        let current = match self.rt.block_on(self.store.head(path)) {
+            Ok(meta) => Some(meta.e_tag),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(source) => return Err(self.read_error(path, source)),
+        };
+        if current.as_ref() != expected.map(|v| &v.e_tag) {
+            return Ok(None);
+        }
+        let put = self
+            .rt
+            .block_on(self.store.put(path, PutPayload::from(bytes)))
+            .map_err(|source| self.write_error(path, source))?;
+        self.sync(path)?;
+        drop(guard);
+        Ok(Some(Version {
+            e_tag: put.e_tag,
+            version: put.version,
+        }))
     }
 
     /// Reads an object; `None` when it does not exist.

@@ -77,9 +77,12 @@ pub struct Sealed {
     pub files: Vec<SealedFile>,
 }
 
-/// Where the file of `topic`/`partition` in `folder` whose segment starts at `start` goes.
-pub fn file_path(folder: &str, topic: &str, partition: i32, start: i64) -> Path {
-    Path::from(format!("{folder}/{topic}+{partition}+{start:020}.parquet"))
+/// Where the file of `topic`/`partition` in `folder` whose segment starts at `start` goes;
+/// a backfill's files carry a tag so they never replace a regular run's.
+pub fn file_path(folder: &str, topic: &str, partition: i32, start: i64, tag: &str) -> Path {
+    Path::from(format!(
+        "{folder}/{topic}+{partition}+{start:020}{tag}.parquet"
+    ))
 }
 
 struct OpenFile {
@@ -120,6 +123,8 @@ pub struct TopicWriter {
     covered: BTreeMap<i32, i64>,
     /// Offset last reported through a `Sealed`.
     reported: BTreeMap<i32, i64>,
+    /// Per partition, appended to file names (see `file_path`).
+    tags: BTreeMap<i32, String>,
 }
 
 impl TopicWriter {
@@ -148,7 +153,13 @@ impl TopicWriter {
             open: BTreeMap::new(),
             reported: starts.clone(),
             covered: starts,
+            tags: BTreeMap::new(),
         }
+    }
+
+    /// Names the partition's files `...+<start>.<tag>.parquet`.
+    pub fn tag_files(&mut self, partition: i32, tag: &str) {
+        self.tags.insert(partition, format!(".{tag}"));
     }
 
     /// Writes the decoded rows and dead letters of `raw` and returns the segments sealed on
@@ -285,7 +296,8 @@ impl TopicWriter {
             segment.schema = schema;
         }
         if !segment.files.contains_key(folder) {
-            let path = file_path(folder, &self.topic, p, segment.start);
+            let tag = self.tags.get(&p).map_or("", String::as_str);
+            let path = file_path(folder, &self.topic, p, segment.start, tag);
             let object = self.sink.create(path.clone())?;
             let writer = ArrowWriter::try_new(object, part.schema(), Some(self.props.clone()))
                 .map_err(|source| parquet_error(&self.topic, p, path.as_ref(), source))?;

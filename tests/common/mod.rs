@@ -330,3 +330,36 @@ pub fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<(String
     }
     seen
 }
+
+/// Two writers of one progress record: different partitions merge, the same partition
+/// conflicts. Shared by the local-folder and Azurite tests of conditional writes.
+pub fn progress_writers_merge_or_conflict(sink: Arc<Sink>) {
+    use runner::progress::{Progress, ProgressError};
+    use runner::write::Sealed;
+    let sealed = |partition, next_offset| Sealed {
+        partition,
+        start: 0,
+        next_offset,
+        files: Vec::new(),
+    };
+    let mut a = Progress::load(sink.clone(), "g", "orders").expect("load");
+    let mut b = Progress::load(sink.clone(), "g", "orders").expect("load");
+    a.commit(sealed(0, 10)).expect("first save");
+    // b's record is stale: its save finds a's and keeps partition 0 as a wrote it.
+    b.commit(sealed(1, 20)).expect("merged save");
+    a.commit(sealed(0, 15)).expect("a again, after b");
+    let reread = Progress::load(sink.clone(), "g", "orders").expect("load");
+    assert_eq!(reread.offsets(), BTreeMap::from([(0, 15), (1, 20)]));
+    // Both move partition 1: the second finds it moved under it and stops.
+    let mut c = Progress::load(sink.clone(), "g", "orders").expect("load");
+    b.commit(sealed(1, 30)).expect("b owns partition 1");
+    match c.commit(sealed(1, 25)) {
+        Err(ProgressError::Conflict {
+            partition, theirs, ..
+        }) => assert_eq!((partition, theirs), (1, 30)),
+        Err(e) => panic!("expected a conflict, got {e}"),
+        Ok(_) => panic!("expected a conflict, the save went through"),
+    }
+    let reread = Progress::load(sink, "g", "orders").expect("load");
+    assert_eq!(reread.offsets(), BTreeMap::from([(0, 15), (1, 30)]));
+}

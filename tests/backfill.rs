@@ -1,0 +1,218 @@
+//! `runner once --topic T --from/--to` backfills and `--shard I/N`, through the binary on the
+//! mock cluster.
+
+mod common;
+
+use serde_json::json;
+use std::path::Path;
+
+/// Rows of the topic's files whose name has (or lacks) `backfill-to-`.
+fn rows(out: &Path, topic: &str, backfill: bool) -> Vec<(i32, i64)> {
+    let files = common::parquet_files(&out.join(topic));
+    let chosen: Vec<_> = files
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("backfill-to-") == backfill)
+        .flat_map(|f| common::file_batches(f))
+        .collect();
+    common::offsets_of(&chosen)
+}
+
+fn runner(dir: &Path, args: &[&str]) -> String {
+    let out = common::runner_command(dir).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "runner {args:?}: {stdout}\n{stderr}");
+    stdout
+}
+
+#[test]
+fn a_backfill_leaves_progress_alone_and_never_replaces_a_regular_file() {
+    let kafka = common::kafka_with("orders", 2, 1000);
+    let dir = tempfile::tempdir().unwrap();
+    common::write_config(
+        dir.path(),
+        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+        json!([{"topic": "orders", "max_records_per_file": 300}]),
+    );
+    let out = dir.path().join("out");
+    runner(dir.path(), &["once"]);
+    let progress_file = out.join("_runner/progress/runner.orders/orders.json");
+    let progress = std::fs::read(&progress_file).unwrap();
+
+    // The last 100 of each partition up to 40 before the end, twice: the rerun replaces
+    // its own files.
+    for _ in 0..2 {
+        let line = runner(
+            dir.path(),
+            &["once", "--topic", "orders", "--from", "-100", "--to", "-40"],
+        );
+        assert!(line.contains("records=120"), "{line}");
+    }
+    common::assert_rows_exactly(
+        rows(&out, "orders", true),
+        "orders",
+        &[(0, 900..960), (1, 900..960)],
+    );
+    // A backfill from the start: its files start where regular files do, but keep their own
+    // names, so the regular files stay whole.
+    runner(
+        dir.path(),
+        &[
+            "once",
+            "--topic",
+            "orders",
+            "--from",
+            "0=beginning",
+            "--to",
+            "0=100",
+        ],
+    );
+    common::assert_rows_exactly(
+        rows(&out, "orders", false),
+        "orders",
+        &[(0, 0..1000), (1, 0..1000)],
+    );
+    assert_eq!(std::fs::read(&progress_file).unwrap(), progress);
+
+    // Nothing new since: the regular run reads nothing.
+    assert!(runner(dir.path(), &["once"]).contains("records=0"));
+}
+
+#[test]
+fn record_progress_makes_the_regular_runs_continue_where_the_backfill_ended() {
+    let kafka = common::kafka_with("orders", 2, 1000);
+    let dir = tempfile::tempdir().unwrap();
+    common::write_config(
+        dir.path(),
+        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+        json!([{"topic": "orders", "max_records_per_file": 300}]),
+    );
+    let out = dir.path().join("out");
+    let plan = runner(
+        dir.path(),
+        &[
+            "plan", "--topic", "orders", "--from", "600", "--to", "1=800",
+        ],
+    );
+    assert!(plan.contains("--from"), "{plan}");
+    runner(
+        dir.path(),
+        &[
+            "once",
+            "--topic",
+            "orders",
+            "--from",
+            "600",
+            "--to",
+            "1=800",
+            "--record-progress",
+        ],
+    );
+    for p in 0..2 {
+        kafka
+            .produce("orders", common::numbered(p, 1000, 50))
+            .unwrap();
+    }
+    runner(dir.path(), &["once"]);
+    common::assert_rows_exactly(
+        rows(&out, "orders", false),
+        "orders",
+        &[(0, 600..1050), (1, 600..1050)],
+    );
+    assert!(rows(&out, "orders", true).is_empty());
+}
+
+#[test]
+fn bad_bounds_exit_2_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_config(
+        dir.path(),
+        json!({"bootstrap_servers": "127.0.0.1:1"}),
+        json!([{"topic": "orders"}]),
+    );
+    let out = common::runner_command(dir.path())
+        .args(["once", "--topic", "orders", "--from", "yesterday"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--from yesterday") && stderr.contains("s@<ms>"),
+        "{stderr}"
+    );
+    let out = common::runner_command(dir.path())
+        .args(["once", "--shard", "3"])
+        .env_remove("JOB_COMPLETION_INDEX")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JOB_COMPLETION_INDEX"));
+}
+
+#[test]
+fn two_shards_running_together_cover_every_partition_exactly_once() {
+    let per_partition = 3000;
+    let kafka = common::kafka_with("orders", 6, per_partition);
+    let dir = tempfile::tempdir().unwrap();
+    common::write_config(
+        dir.path(),
+        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+        json!([{"topic": "orders", "max_records_per_file": 500}]),
+    );
+    // Shard 1 takes its index from JOB_COMPLETION_INDEX, as in an Indexed Job.
+    let spawn = |args: &[&str], index: &str| {
+        common::runner_command(dir.path())
+            .args(args)
+            .env("JOB_COMPLETION_INDEX", index)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children = [
+        spawn(&["once", "--shard", "0/2"], "9"),
+        spawn(&["once", "--shard", "2"], "1"),
+    ];
+    let mut total = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let records: u64 = stdout
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("records="))
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!(
+            records > 0 && records < 6 * per_partition as u64,
+            "{stdout}"
+        );
+        total += records;
+    }
+    assert_eq!(total, 6 * per_partition as u64);
+    let n = per_partition as i64;
+    let all: Vec<_> = (0..6).map(|p| (p, 0..n)).collect();
+    common::assert_exactly(&dir.path().join("out"), "orders", &all);
+    // Both shards saved into one progress record without losing each other's partitions.
+    let progress: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join("out/_runner/progress/runner.orders/orders.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for p in 0..6 {
+        assert_eq!(
+            progress["partitions"][p.to_string()]["next_offset"],
+            n,
+            "{progress}"
+        );
+    }
+    // A whole-topic run afterwards has nothing left.
+    assert!(runner(dir.path(), &["once"]).contains("records=0"));
+}
