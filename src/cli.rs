@@ -57,6 +57,8 @@ pub enum Command {
     /// Produce JSON lines (a file or stdin) to a topic, encoded as its format in topics.json;
     /// fails unless every record is acknowledged.
     Produce(ProduceArgs),
+    /// The last runs from the history in the sink: job, start, status, records, errors.
+    History(HistoryArgs),
     /// List, describe, create or delete topics on the cluster of connections.json.
     #[command(subcommand)]
     Topics(TopicsCommand),
@@ -168,6 +170,19 @@ pub struct BackfillArgs {
 }
 
 impl BackfillArgs {
+    /// The bounds as typed, for the run history.
+    pub fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        parts.extend(self.from.iter().map(|f| format!("--from {f}")));
+        parts.extend(self.to.iter().map(|t| format!("--to {t}")));
+        parts.extend(self.from_time.iter().map(|t| format!("--from-time {t}")));
+        parts.extend(self.to_time.iter().map(|t| format!("--to-time {t}")));
+        if self.record_progress {
+            parts.push("--record-progress".into());
+        }
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+
     /// The backfill the flags describe; `None` for a regular run.
     pub fn backfill(&self) -> Result<Option<Backfill>, String> {
         let from: Vec<String> = match &self.from_time {
@@ -246,6 +261,22 @@ pub struct PlanArgs {
     #[arg(long)]
     pub shard: Option<String>,
     /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Runs shown, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub last: usize,
+    /// Only this job's runs (`(topics)` for `once --topic`).
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Days looked back.
+    #[arg(long, default_value_t = 31)]
+    pub days: u32,
+    /// Print the records as JSON lines (per topic ranges and errors included).
     #[arg(long)]
     pub json: bool,
 }
@@ -490,4 +521,48 @@ pub fn print_jobs(config: &runner::config::Config) {
             }
         }
     }
+}
+
+/// Prints the newest runs of the history.
+pub fn print_history(ctx: &RunContext, args: &HistoryArgs) -> anyhow::Result<ExitCode> {
+    let entries = runner::history::recent(&ctx.sink, args.last, args.days, args.job.as_deref())?;
+    if args.json {
+        for e in &entries {
+            println!("{}", serde_json::to_string(e)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if entries.is_empty() {
+        println!(
+            "no runs recorded in {} in the last {} days",
+            ctx.sink.url(),
+            args.days
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<20} {:<20} {:<8} {:>8} {:>12} {:>6}  detail",
+        "started (UTC)", "job", "status", "seconds", "records", "topics"
+    );
+    for e in &entries {
+        let seconds = (e.ended_at - e.started_at).num_milliseconds() as f64 / 1000.0;
+        let mut detail: Vec<String> = e
+            .topics
+            .iter()
+            .filter_map(|t| t.error.as_ref().map(|err| format!("{}: {err}", t.topic)))
+            .collect();
+        detail.extend(e.shard.iter().map(|s| format!("shard {s}")));
+        detail.extend(e.backfill.clone());
+        println!(
+            "{:<20} {:<20} {:<8} {:>8.1} {:>12} {:>6}  {}",
+            e.started_at.format("%Y-%m-%d %H:%M:%S"),
+            e.job,
+            e.status,
+            seconds,
+            e.records(),
+            e.topics.len(),
+            detail.join("; ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

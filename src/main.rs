@@ -102,15 +102,35 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
                     t.fail_on_data_loss = false;
                 }
             }
+            let labels = runner::history::RunLabels {
+                shard: options.shard.map(|s| s.to_string()),
+                backfill: args.bounds.describe(),
+            };
+            let started = chrono::Utc::now();
             if !args.topic.is_empty() || config.jobs.is_empty() {
                 let topics = config.select_topics(&args.topic)?;
                 let ctx = context(config, &rt, options)?;
-                return Ok(report(&jobs::run_once(&ctx, &topics)));
+                let outcomes = jobs::run_once(&ctx, &topics);
+                let code = report(&outcomes);
+                let outcome = JobOutcome {
+                    job: TOPICS_JOB.into(),
+                    results: JobResults::Export(outcomes),
+                };
+                remember(&ctx, &outcome, run_id, started, &labels);
+                return Ok(code);
             }
             let chosen = config.select_jobs(&args.job)?;
             let ctx = context(config, &rt, options)?;
             let outcomes: Vec<JobOutcome> = chosen.iter().map(|j| jobs::run_job(&ctx, j)).collect();
+            for outcome in &outcomes {
+                remember(&ctx, outcome, run_id, started, &labels);
+            }
             Ok(report_jobs(&outcomes))
+        }
+        Command::History(args) => {
+            let config = load()?;
+            let ctx = context(config, &rt, RunOptions::default())?;
+            cli::print_history(&ctx, &args)
         }
         Command::Schedule(args) => schedule_command::run(load, &args, &rt),
         Command::Demo(args) => demo::run(&cli.config_dir, &args, &rt),
@@ -124,6 +144,23 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
             let admin = runner::admin::Admin::new(&config.connections, rt.handle().clone())?;
             cli::topics(&admin, &config, command)
         }
+    }
+}
+
+/// The history's job name of `runner once --topic` and of runs without jobs/.
+const TOPICS_JOB: &str = "(topics)";
+
+/// Appends the run to the history in the sink; a failure there is logged, not fatal.
+pub(crate) fn remember(
+    ctx: &RunContext,
+    outcome: &JobOutcome,
+    run_id: &str,
+    started: chrono::DateTime<chrono::Utc>,
+    labels: &runner::history::RunLabels,
+) {
+    let entry = runner::history::Entry::new(outcome, run_id, started, labels);
+    if let Err(e) = runner::history::append(&ctx.sink, &entry) {
+        tracing::warn!(error = %e, "cannot record the run in the history");
     }
 }
 

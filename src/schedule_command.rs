@@ -47,7 +47,10 @@ pub fn run(
             Ok(c) => c.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
+        let started = chrono::Utc::now();
         let outcome = jobs::run_job(&ctx, job);
+        let run_id = runner::logging::new_run_id();
+        crate::remember(&ctx, &outcome, &run_id, started, &Default::default());
         crate::report_jobs(std::slice::from_ref(&outcome)) == ExitCode::SUCCESS
     });
     rt.block_on(async {

@@ -76,6 +76,25 @@ fn a_backfill_leaves_progress_alone_and_never_replaces_a_regular_file() {
 
     // Nothing new since: the regular run reads nothing.
     assert!(runner(dir.path(), &["once"]).contains("records=0"));
+
+    // Every run is in the history, newest first, with its bounds and ranges.
+    let history = runner(dir.path(), &["history", "--json"]);
+    let entries: Vec<serde_json::Value> = history
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 5, "{history}");
+    assert_eq!(entries[0]["topics"][0]["records"], 0);
+    let backfill = &entries[3];
+    assert_eq!(backfill["backfill"], "--from -100 --to -40", "{backfill}");
+    assert_eq!(backfill["status"], "ok");
+    assert_eq!(
+        backfill["topics"][0]["ranges"],
+        json!([[0, 900, 960], [1, 900, 960]])
+    );
+    assert_eq!(entries[4]["topics"][0]["records"], 2000);
+    let table = runner(dir.path(), &["history", "--last", "2"]);
+    assert_eq!(table.lines().count(), 3, "{table}");
 }
 
 #[test]
@@ -120,6 +139,24 @@ fn record_progress_makes_the_regular_runs_continue_where_the_backfill_ended() {
         &[(0, 600..1050), (1, 600..1050)],
     );
     assert!(rows(&out, "orders", true).is_empty());
+
+    // A failed run is recorded with its error.
+    common::write_config(
+        dir.path(),
+        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+        json!([{"topic": "orders"}, {"topic": "ghost"}]),
+    );
+    let failed = common::runner_command(dir.path())
+        .args(["once", "--topic", "ghost"])
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(3));
+    let newest = runner(dir.path(), &["history", "--json", "--last", "1"]);
+    let newest: serde_json::Value = serde_json::from_str(newest.trim()).unwrap();
+    assert_eq!(newest["status"], "failed");
+    assert_eq!(newest["job"], "(topics)");
+    let error = newest["topics"][0]["error"].as_str().unwrap();
+    assert!(error.contains("ghost does not exist"), "{error}");
 }
 
 #[test]

@@ -55,6 +55,8 @@ pub struct TopicSummary {
     pub lost: Vec<(i32, i64, i64)>,
     /// Asked to stop before the planned end; the rest is left for the next run.
     pub stopped: bool,
+    /// Per partition read: first offset and the offset after the last one committed.
+    pub ranges: Vec<(i32, i64, i64)>,
 }
 
 /// Plans a topic without reading any message.
@@ -223,6 +225,10 @@ fn summary_of(plan: &TopicPlan) -> TopicSummary {
         topic: plan.topic.clone(),
         planned: plan.count(),
         lost,
+        ranges: plan
+            .to_read()
+            .map(|p| (p.partition, p.start, p.start))
+            .collect(),
         ..TopicSummary::default()
     }
 }
@@ -233,6 +239,9 @@ fn commit(
     summary: &mut TopicSummary,
 ) -> Result<(), ProgressError> {
     let (partition, next_offset) = (sealed.partition, sealed.next_offset);
+    if let Some(range) = summary.ranges.iter_mut().find(|r| r.0 == partition) {
+        range.2 = next_offset;
+    }
     for f in progress.commit(sealed)? {
         if f.path.starts_with(crate::write::DEAD_LETTERS) {
             summary.dead_letters += f.records;
