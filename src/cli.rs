@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use runner::jobs::RunContext;
 use runner::logging::LogFormat;
+use runner::meter::Display;
 use runner::plan::TopicPlan;
 use runner::plan::bounds::{Backfill, Bound, Shard};
 use std::path::PathBuf;
@@ -25,6 +26,13 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// How long runs show progress: bars on a terminal (auto), or a log line per topic every
+    /// --progress-interval seconds (lines, and auto elsewhere).
+    #[arg(long, global = true, value_enum, default_value_t = Display::Auto)]
+    pub progress: Display,
+    /// Seconds between progress log lines (0: one per batch read).
+    #[arg(long, global = true, default_value_t = 10)]
+    pub progress_interval: u64,
     /// Also write one log file per topic (<topic>.log) into this folder.
     #[arg(long, global = true, env = "RUNNER_LOG_DIR")]
     pub log_dir: Option<PathBuf>,

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod kafka;
 pub mod lock;
 pub mod logging;
+pub mod meter;
 pub mod plan;
 pub mod produce;
 pub mod progress;

@@ -41,13 +41,15 @@ pub fn init(format: LogFormat, log_dir: Option<PathBuf>) -> LogGuard {
     };
     let stderr = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(crate::meter::StderrLine::new)
+            // Colors only for a person at a terminal, never in collected logs.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(false)
             .with_filter(filter())
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
-            .with_writer(std::io::stderr)
+            .with_writer(crate::meter::StderrLine::new)
             .with_current_span(false)
             .with_filter(filter())
             .boxed(),

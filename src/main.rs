@@ -9,6 +9,7 @@ use clap::Parser;
 use cli::{Cli, Command};
 use runner::config::Config;
 use runner::jobs::{self, JobOutcome, JobResults, RunContext, RunOptions, TopicOutcome};
+use runner::logging::LogFormat;
 use runner::registry::Registry;
 use runner::sink::Sink;
 use std::process::ExitCode;
@@ -52,6 +53,12 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the I/O runtime")?;
     let load = || cli::load(&cli.config_dir, cli.connections.as_deref());
+    let meter = {
+        use std::io::IsTerminal;
+        let terminal = std::io::stderr().is_terminal() && cli.log_format == LogFormat::Text;
+        let every = std::time::Duration::from_secs(cli.progress_interval);
+        runner::meter::Meter::new(cli.progress, every, terminal)
+    };
     match cli.command {
         Command::Validate(args) => {
             let config = load()?;
@@ -95,6 +102,7 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
                 concurrency: args.concurrency,
                 backfill: args.bounds.backfill().map_err(flags)?.map(Arc::new),
                 shard: args.shard().map_err(flags)?,
+                meter,
                 ..RunOptions::default()
             };
             if args.allow_data_loss {
@@ -132,7 +140,7 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
             let ctx = context(config, &rt, RunOptions::default())?;
             cli::print_history(&ctx, &args)
         }
-        Command::Schedule(args) => schedule_command::run(load, &args, &rt),
+        Command::Schedule(args) => schedule_command::run(load, &args, meter, &rt),
         Command::Demo(args) => demo::run(&cli.config_dir, &args, &rt),
         Command::Produce(args) => {
             let config = load()?;

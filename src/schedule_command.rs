@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 pub fn run(
     load: impl Fn() -> Result<Config, runner::config::ConfigError>,
     args: &ScheduleArgs,
+    meter: runner::meter::Meter,
     rt: &Runtime,
 ) -> anyhow::Result<ExitCode> {
     let config = load()?;
@@ -24,6 +25,7 @@ pub fn run(
     let options = RunOptions {
         concurrency: args.concurrency,
         stop: stop.clone(),
+        meter,
         ..RunOptions::default()
     };
     let scheduled: Vec<&str> = config

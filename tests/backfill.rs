@@ -253,3 +253,32 @@ fn two_shards_running_together_cover_every_partition_exactly_once() {
     // A whole-topic run afterwards has nothing left.
     assert!(runner(dir.path(), &["once"]).contains("records=0"));
 }
+
+#[test]
+fn off_a_terminal_long_runs_log_progress_lines() {
+    let kafka = common::kafka_with("orders", 2, 5000);
+    let dir = tempfile::tempdir().unwrap();
+    common::write_config(
+        dir.path(),
+        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+        json!([{"topic": "orders"}]),
+    );
+    let out = common::runner_command(dir.path())
+        .args(["--progress-interval", "0", "once"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let done: Vec<u64> = stderr
+        .lines()
+        .filter(|l| l.contains("progress") && l.contains("planned=10000"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("records="))
+        })
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(done.len() > 1, "{stderr}");
+    assert!(done.windows(2).all(|w| w[0] <= w[1]), "{done:?}");
+    assert_eq!(done.last(), Some(&10_000), "{stderr}");
+}

@@ -134,7 +134,9 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
             }
         }
         let mut commits = TopicPartitionList::new();
+        let mut meter = options.meter.topic(&topic.topic, plan.count() as u64);
         while let Some(raw) = reader.next_batch()? {
+            meter.add(raw.len() as u64);
             let mut decoded = if raw.is_empty() {
                 Decoded::default()
             } else {

@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub backfill: Option<Arc<Backfill>>,
     /// This process's part of the partitions (`--shard I/N`).
     pub shard: Option<Shard>,
+    /// Progress bars or progress log lines of long runs.
+    pub meter: crate::meter::Meter,
 }
 
 impl Default for RunOptions {
@@ -59,6 +61,7 @@ impl Default for RunOptions {
             lock_lease: Duration::from_secs(600),
             backfill: None,
             shard: None,
+            meter: crate::meter::Meter::default(),
         }
     }
 }
