@@ -13,6 +13,7 @@ pub mod config;
 pub mod dead_letter_topic;
 pub mod decode;
 pub mod embedded;
+pub mod failure;
 pub mod history;
 pub mod jobs;
 pub mod kafka;

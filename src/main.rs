@@ -190,12 +190,21 @@ fn context(
 
 /// One summary line per topic on stdout; non-zero exit naming failed topics.
 pub fn report(outcomes: &[TopicOutcome]) -> ExitCode {
-    let failed: Vec<&str> = outcomes
+    let failed: Vec<Failed> = outcomes
         .iter()
         .filter(|o| !print_topic(None, o))
-        .map(|o| o.topic.as_str())
+        .map(|o| Failed {
+            name: o.topic.clone(),
+            permanent: o.result.as_ref().is_err_and(|e| e.is_permanent()),
+        })
         .collect();
     exit_code(&failed, outcomes.len())
+}
+
+/// A failed topic (or job), and whether a rerun cannot fix it.
+struct Failed {
+    name: String,
+    permanent: bool,
 }
 
 /// One summary line per job and topic; non-zero exit naming what failed.
@@ -209,7 +218,10 @@ pub fn report_jobs(outcomes: &[JobOutcome]) -> ExitCode {
                 for t in topics {
                     total += 1;
                     if !print_topic(Some(job), t) {
-                        failed.push(format!("{job}/{}", t.topic));
+                        failed.push(Failed {
+                            name: format!("{job}/{}", t.topic),
+                            permanent: t.result.as_ref().is_err_and(|e| e.is_permanent()),
+                        });
                     }
                 }
             }
@@ -228,7 +240,10 @@ pub fn report_jobs(outcomes: &[JobOutcome]) -> ExitCode {
                         ),
                         Err(e) => {
                             println!("job={job} topic={} status=failed error=\"{e}\"", t.topic);
-                            failed.push(format!("{job}/{}", t.topic));
+                            failed.push(Failed {
+                                name: format!("{job}/{}", t.topic),
+                                permanent: e.is_permanent(),
+                            });
                         }
                     }
                 }
@@ -236,11 +251,13 @@ pub fn report_jobs(outcomes: &[JobOutcome]) -> ExitCode {
             JobResults::Setup(e) => {
                 total += 1;
                 println!("job={job} status=failed error=\"{e}\"");
-                failed.push(job.to_string());
+                failed.push(Failed {
+                    name: job.to_string(),
+                    permanent: e.is_permanent(),
+                });
             }
         }
     }
-    let failed: Vec<&str> = failed.iter().map(String::as_str).collect();
     exit_code(&failed, total)
 }
 
@@ -276,16 +293,25 @@ fn print_topic(job: Option<&str>, outcome: &TopicOutcome) -> bool {
     }
 }
 
-fn exit_code(failed: &[&str], total: usize) -> ExitCode {
+/// 2 when every failure is one a rerun cannot fix; else 3 when everything failed, 1 when
+/// some topics did.
+fn exit_code(failed: &[Failed], total: usize) -> ExitCode {
     if failed.is_empty() {
         return ExitCode::SUCCESS;
     }
+    let names: Vec<&str> = failed.iter().map(|f| f.name.as_str()).collect();
     eprintln!(
         "error: {} of {} topics failed: {}",
         failed.len(),
         total,
-        failed.join(", ")
+        names.join(", ")
     );
+    if failed.iter().all(|f| f.permanent) {
+        eprintln!(
+            "error: a rerun cannot fix these failures (configuration, authorization, schema, bounds or data loss): fix what the messages name"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
     ExitCode::from(if failed.len() == total {
         EXIT_ALL_FAILED
     } else {

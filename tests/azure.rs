@@ -177,6 +177,11 @@ fn validate_connect_names_what_is_wrong_with_the_store() {
         "{stdout}"
     );
     assert!(!stdout.contains("AAAA"), "the key is never shown: {stdout}");
+    // An export with that key fails in a way no retry fixes: exit 2.
+    let export = runner(dir.path(), &azurite, &["once"]);
+    let stdout = String::from_utf8_lossy(&export.stdout);
+    assert_eq!(export.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("rejected the credentials"), "{stdout}");
 
     // A key that is not base64 is a configuration error, found without a request.
     options["azure_storage_account_key"] = serde_json::json!("your_storage_account_key");

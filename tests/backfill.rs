@@ -150,7 +150,8 @@ fn record_progress_makes_the_regular_runs_continue_where_the_backfill_ended() {
         .args(["once", "--topic", "ghost"])
         .output()
         .unwrap();
-    assert_eq!(failed.status.code(), Some(3));
+    // A missing topic is not fixed by a retry: exit 2, for a podFailurePolicy FailJob rule.
+    assert_eq!(failed.status.code(), Some(2));
     let newest = runner(dir.path(), &["history", "--json", "--last", "1"]);
     let newest: serde_json::Value = serde_json::from_str(newest.trim()).unwrap();
     assert_eq!(newest["status"], "failed");

@@ -105,7 +105,8 @@ fn plan_prints_ranges_and_reads_nothing_and_once_reports_per_topic() {
     let out = runner(dir.path(), &["once"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    // The one failure is a missing topic, which a rerun cannot fix: exit 2.
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
     assert!(
         stdout.contains("topic=planned status=ok records=20 dead_letters=0 files=2"),
         "{stdout}"
@@ -115,6 +116,7 @@ fn plan_prints_ranges_and_reads_nothing_and_once_reports_per_topic() {
         "{stdout}"
     );
     assert!(stderr.contains("1 of 2 topics failed: absent"), "{stderr}");
+    assert!(stderr.contains("a rerun cannot fix"), "{stderr}");
 }
 
 /// README's first command, on a copy of the repository's config and jobs.

@@ -63,6 +63,34 @@ fn progress_saves_are_compare_and_swap_on_a_local_folder() {
 }
 
 #[test]
+fn a_run_refused_by_a_held_lock_exits_3_as_a_retry_may_pass() {
+    let kafka = common::kafka_with("orders", 1, 10);
+    let dir = tempfile::tempdir().unwrap();
+    common::write_config(
+        dir.path(),
+        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+        json!([{"topic": "orders"}]),
+    );
+    let rt = common::runtime();
+    let sink = Arc::new(Sink::local(&dir.path().join("out"), rt.handle().clone()).unwrap());
+    let held = lock::acquire(
+        &sink,
+        "runner.orders",
+        "orders",
+        None,
+        Duration::from_secs(60),
+    );
+    let out = common::runner_command(dir.path())
+        .arg("once")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("is being exported by"), "{stdout}");
+    drop(held);
+}
+
+#[test]
 fn an_expired_lock_is_taken_over_and_its_old_holder_stops_before_recording() {
     let rt = common::runtime();
     let dir = tempfile::tempdir().unwrap();

@@ -133,6 +133,8 @@ impl AvroDecoder {
         let schema = registry.schema(id).map_err(|e| {
             if e.is_about_the_record() {
                 record_error(e.to_string())
+            } else if e.is_transient() {
+                PayloadError::Unavailable(e.to_string())
             } else {
                 PayloadError::Batch(e.to_string())
             }

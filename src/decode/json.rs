@@ -71,6 +71,7 @@ fn first_misfit(schema: &SchemaRef, values: &BinaryArray, batch_reason: String) 
                     reason: format!("does not fit the declared schema: {reason}"),
                 };
             }
+            Err(e @ PayloadError::Unavailable(_)) => return e,
             Ok(_) => {}
         }
     }

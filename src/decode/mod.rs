@@ -51,6 +51,22 @@ pub enum DecodeError {
         last: i64,
         reason: String,
     },
+    #[error("topic {topic} partition {partition} offsets {first}..={last}: {reason}")]
+    Unavailable {
+        topic: String,
+        partition: i32,
+        first: i64,
+        last: i64,
+        reason: String,
+    },
+}
+
+impl DecodeError {
+    /// Whether a rerun could succeed: only when the Schema Registry was unavailable. A record
+    /// or schema that cannot be decoded fails the same way again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DecodeError::Unavailable { .. })
+    }
 }
 
 /// Payload columns for one batch, or the offset of the record that could not be decoded.
@@ -58,8 +74,13 @@ type PayloadResult = Result<Piece, PayloadError>;
 
 #[derive(Debug)]
 enum PayloadError {
-    Record { index: usize, reason: String },
+    Record {
+        index: usize,
+        reason: String,
+    },
     Batch(String),
+    /// The Schema Registry did not answer: a later run may succeed.
+    Unavailable(String),
 }
 
 enum Payload {
@@ -178,6 +199,13 @@ impl Decoder {
                 reason,
             },
             PayloadError::Batch(reason) => DecodeError::Batch {
+                topic,
+                partition,
+                first: batch.offsets.first().copied().unwrap_or(-1),
+                last: batch.offsets.last().copied().unwrap_or(-1),
+                reason,
+            },
+            PayloadError::Unavailable(reason) => DecodeError::Unavailable {
                 topic,
                 partition,
                 first: batch.offsets.first().copied().unwrap_or(-1),

@@ -93,6 +93,7 @@ impl ProtobufDecoder {
             let pool = self.fetch(id).map_err(|e| match e {
                 Fetch::Record(reason) => record_error(reason),
                 Fetch::Batch(reason) => PayloadError::Batch(reason),
+                Fetch::Unavailable(reason) => PayloadError::Unavailable(reason),
             })?;
             self.pools.insert(id, pool);
         }
@@ -112,6 +113,8 @@ impl ProtobufDecoder {
         let schema = registry.schema(id).map_err(|e| {
             if e.is_about_the_record() {
                 Fetch::Record(e.to_string())
+            } else if e.is_transient() {
+                Fetch::Unavailable(e.to_string())
             } else {
                 Fetch::Batch(e.to_string())
             }
@@ -134,6 +137,7 @@ impl ProtobufDecoder {
 
 enum Fetch {
     Record(String),
+    Unavailable(String),
     Batch(String),
 }
 

@@ -56,6 +56,13 @@ pub enum RegistryError {
 impl RegistryError {
     /// True when the record named the problem (an id the registry does not know), false when
     /// the registry itself failed and nothing can be concluded about the record.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Unreachable { .. } | RegistryError::Failed { .. }
+        )
+    }
+
     pub fn is_about_the_record(&self) -> bool {
         matches!(self, RegistryError::UnknownId { .. })
     }

@@ -3,7 +3,7 @@
 //! upload, or on a local folder a staging file renamed and fsynced).
 
 pub mod config;
-mod store;
+pub(crate) mod store;
 mod writer;
 
 pub use config::{SinkConfig, StoreKind};

@@ -101,37 +101,59 @@ fn explain_build(cfg: &SinkConfig, e: object_store::Error) -> String {
     format!("{text} (credential: {}){hint}", cfg.credential())
 }
 
-/// A hint to append to a failed store request, by the kind of failure.
-pub fn hint(cfg: &SinkConfig, e: &object_store::Error) -> String {
+/// What a failed store request says about its cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    Denied,
+    NoContainer,
+    Unreachable,
+    Other,
+}
+
+pub fn cause(e: &object_store::Error) -> Cause {
     use object_store::Error as E;
     let text = format!("{e:?}").to_lowercase();
     match e {
-        E::PermissionDenied { .. } | E::Unauthenticated { .. } => format!(
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => Cause::Denied,
+        E::NotFound { .. } => Cause::NoContainer,
+        // Before the status checks: a URL's port or block id may hold "403" too.
+        _ if text.contains("connect") || text.contains("dns") || text.contains("timed out") => {
+            Cause::Unreachable
+        }
+        _ if text.contains("authoriz")
+            || [
+                "403 forbidden",
+                "401 unauthorized",
+                "status: 403",
+                "status: 401",
+            ]
+            .iter()
+            .any(|s| text.contains(s)) =>
+        {
+            Cause::Denied
+        }
+        _ if text.contains("containernotfound") || text.contains("nosuchbucket") => {
+            Cause::NoContainer
+        }
+        _ => Cause::Other,
+    }
+}
+
+/// A hint to append to a failed store request, by the kind of failure.
+pub fn hint(cfg: &SinkConfig, e: &object_store::Error) -> String {
+    match cause(e) {
+        Cause::Denied => format!(
             "the store rejected the credentials ({}); check them and that they grant write access",
             cfg.credential()
         ),
-        E::NotFound { .. } if cfg.kind == StoreKind::Azure => {
+        Cause::NoContainer if cfg.kind == StoreKind::Azure => {
             "the container (filesystem) does not exist; create it, e.g. `az storage fs create -n <filesystem> --account-name <account>`".into()
         }
-        E::NotFound { .. } => "the bucket or container does not exist; create it".into(),
-        // Before the status checks: a URL's port or block id may hold "403" too.
-        _ if text.contains("connect") || text.contains("dns") || text.contains("timed out") => {
+        Cause::NoContainer => "the bucket or container does not exist; create it".into(),
+        Cause::Unreachable => {
             "cannot reach the store; check the network, the URL and that the store is up. Progress is recorded only after data, so a rerun redoes exactly the unfinished work".into()
         }
-        _ if text.contains("authoriz")
-            || ["403 forbidden", "401 unauthorized", "status: 403", "status: 401"]
-                .iter()
-                .any(|s| text.contains(s)) =>
-        {
-            format!(
-                "the store rejected the credentials ({}); check them and that they grant write access",
-                cfg.credential()
-            )
-        }
-        _ if text.contains("containernotfound") || text.contains("nosuchbucket") => {
-            "the container or bucket does not exist; create it".into()
-        }
-        _ => "a rerun redoes exactly the unfinished work".into(),
+        Cause::Other => "a rerun redoes exactly the unfinished work".into(),
     }
 }
 
