@@ -164,7 +164,9 @@ pub fn run(
         Some(name) => Some(DeadLetterTopic::new(&ctx.config.connections, name)?),
         None => None,
     };
+    let mut meter = options.meter.topic(&topic.topic, plan.count() as u64);
     while let Some(raw) = reader.next_batch()? {
+        meter.add(raw.len() as u64);
         if raw.is_empty() {
             continue;
         }
