@@ -131,6 +131,7 @@ impl AggregateError {
             AggregateError::Decode(e) => !e.is_transient(),
             AggregateError::DeadLetterTopic(e) => e.is_permanent(),
             AggregateError::State(StateError::Sink(e)) => e.is_permanent(),
+            AggregateError::State(StateError::Conflict { .. }) => false,
             AggregateError::State(_) => true,
             AggregateError::Lock(e) => e.is_permanent(),
             AggregateError::Output { .. } => false,

@@ -91,6 +91,29 @@ fn a_run_refused_by_a_held_lock_exits_3_as_a_retry_may_pass() {
 }
 
 #[test]
+fn aggregate_state_saves_are_compare_and_swap() {
+    use runner::aggregate::state::{AggregateState, StateError};
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::local(dir.path(), rt.handle().clone()).unwrap();
+    let mut first = AggregateState::load(&sink, "totals", "orders").unwrap();
+    let mut second = AggregateState::load(&sink, "totals", "orders").unwrap();
+    first.run = 1;
+    first.save(&sink).unwrap();
+    second.run = 1;
+    assert!(matches!(
+        second.save(&sink),
+        Err(StateError::Conflict { .. })
+    ));
+    first.run = 2;
+    first.save(&sink).unwrap();
+    assert_eq!(
+        AggregateState::load(&sink, "totals", "orders").unwrap().run,
+        2
+    );
+}
+
+#[test]
 fn an_expired_lock_is_taken_over_and_its_old_holder_stops_before_recording() {
     let rt = common::runtime();
     let dir = tempfile::tempdir().unwrap();

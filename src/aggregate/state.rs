@@ -3,8 +3,9 @@
 //! number and (cumulative mode) the Parquet file of the totals so far. That one small object is
 //! replaced atomically after the outputs are written, so offsets and totals move together and
 //! a crash before it means the run is redone from the previous state, never counted twice.
+//! The save is a compare-and-swap on the version loaded, so two runs can never both move it.
 
-use crate::sink::{Sink, SinkError};
+use crate::sink::{Sink, SinkError, Version};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use object_store::path::{Path, PathPart};
@@ -23,6 +24,10 @@ pub enum StateError {
     Corrupt { path: String, reason: String },
     #[error("cannot encode {path} as Parquet: {reason}")]
     Encode { path: String, reason: String },
+    #[error(
+        "aggregate state {path} was changed by another run while this one computed; this run's totals are discarded and the next run starts from the new state"
+    )]
+    Conflict { path: String },
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -37,6 +42,9 @@ pub struct AggregateState {
     pub totals: Option<String>,
     #[serde(default)]
     pub updated_at: String,
+    /// The stored version this state was loaded from; `None` before the first save.
+    #[serde(skip)]
+    version: Option<Version>,
 }
 
 fn folder(job: &str) -> [PathPart<'static>; 3] {
@@ -55,26 +63,34 @@ pub fn state_path(job: &str, topic: &str) -> Path {
     )
 }
 
+/// A new name per attempt: a run that loses the race for the state never overwrites the
+/// totals file the winner's state points to.
 pub fn totals_path(job: &str, topic: &str, run: u64) -> Path {
+    let attempt = uuid::Uuid::new_v4().simple().to_string();
     Path::from_iter(folder(job).into_iter().chain([
         PathPart::from(topic.to_string()),
-        PathPart::from(format!("totals-{run:08}.parquet")),
+        PathPart::from(format!("totals-{run:08}-{}.parquet", &attempt[..12])),
     ]))
 }
 
 impl AggregateState {
     pub fn load(sink: &Sink, job: &str, topic: &str) -> Result<AggregateState, StateError> {
         let path = state_path(job, topic);
-        match sink.get(&path)? {
+        match sink.get_versioned(&path)? {
             None => Ok(AggregateState {
                 job: job.to_string(),
                 topic: topic.to_string(),
                 ..AggregateState::default()
             }),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-                path: format!("{}/{path}", sink.url()),
-                reason: e.to_string(),
-            }),
+            Some((bytes, version)) => serde_json::from_slice(&bytes)
+                .map(|state| AggregateState {
+                    version: Some(version),
+                    ..state
+                })
+                .map_err(|e| StateError::Corrupt {
+                    path: format!("{}/{path}", sink.url()),
+                    reason: e.to_string(),
+                }),
         }
     }
 
@@ -94,15 +110,22 @@ impl AggregateState {
         read_parquet(bytes).map(Some).map_err(corrupt)
     }
 
-    /// Replaces the state in one put; the totals file must already be written.
-    pub fn save(&self, sink: &Sink) -> Result<(), StateError> {
+    /// Replaces the state in one conditional put; the totals file must already be written.
+    pub fn save(&mut self, sink: &Sink) -> Result<(), StateError> {
         let path = state_path(&self.job, &self.topic);
         let json = serde_json::to_vec_pretty(self).map_err(|e| StateError::Encode {
             path: path.to_string(),
             reason: e.to_string(),
         })?;
-        sink.put(&path, json.into())?;
-        Ok(())
+        match sink.put_if(&path, json.into(), self.version.as_ref())? {
+            Some(version) => {
+                self.version = Some(version);
+                Ok(())
+            }
+            None => Err(StateError::Conflict {
+                path: format!("{}/{path}", sink.url()),
+            }),
+        }
     }
 }
 
