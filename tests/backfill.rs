@@ -283,3 +283,53 @@ fn off_a_terminal_long_runs_log_progress_lines() {
     assert!(done.windows(2).all(|w| w[0] <= w[1]), "{done:?}");
     assert_eq!(done.last(), Some(&10_000), "{stderr}");
 }
+
+/// The mock cluster keeps about 5 MB per partition, dropping the oldest records beyond it, as
+/// retention does.
+#[test]
+fn a_range_partly_deleted_by_retention_fails_naming_it_unless_data_loss_is_allowed() {
+    let kafka = runner::embedded::EmbeddedKafka::start().unwrap();
+    kafka.create_topic("big", 1).unwrap();
+    let filler = "x".repeat(2000);
+    let records = (0..3500).map(|seq| runner::embedded::Record {
+        partition: Some(0),
+        value: Some(format!("{seq} {filler}").into_bytes()),
+        ..Default::default()
+    });
+    kafka.produce("big", records).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    common::write_config(
+        dir.path(),
+        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+        json!([{"topic": "big"}]),
+    );
+    let refused = common::runner_command(dir.path())
+        .args(["once", "--topic", "big", "--from", "0"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert_eq!(refused.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("offsets 0.."), "{stdout}");
+    assert!(stdout.contains("were deleted by retention"), "{stdout}");
+    assert!(stdout.contains("Pass --allow-data-loss"), "{stdout}");
+
+    let line = runner(
+        dir.path(),
+        &["once", "--topic", "big", "--from", "0", "--allow-data-loss"],
+    );
+    let low: i64 = line
+        .split("lost_ranges=[(0, 0, ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lost range in {line}"));
+    assert!(low > 0 && low < 3500, "{line}");
+    common::assert_rows_exactly(
+        rows(&dir.path().join("out"), "big", true),
+        "big",
+        &[(0, low..3500)],
+    );
+    let newest = runner(dir.path(), &["history", "--json", "--last", "1"]);
+    let newest: serde_json::Value = serde_json::from_str(newest.trim()).unwrap();
+    assert_eq!(newest["topics"][0]["lost"], json!([[0, 0, low]]));
+}
