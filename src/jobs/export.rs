@@ -116,7 +116,6 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
         "planned"
     );
     if plan.count() > 0 {
-        let starts = plan.to_read().map(|p| (p.partition, p.start)).collect();
         let options = &ctx.options;
         let mut reader =
             BoundedReader::start(consumer, &plan, options.batch_rows, options.stall_timeout)?;
@@ -125,15 +124,8 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
             Some(name) => Some(DeadLetterTopic::new(&ctx.config.connections, name)?),
             None => None,
         };
-        let mut writer = TopicWriter::new(ctx.sink.clone(), topic, starts);
-        if !recording {
-            // Named by the backfill's end too: a rerun of the same backfill replaces its own
-            // files, and no backfill replaces a regular run's file of the same start.
-            for p in plan.to_read() {
-                writer.tag_files(p.partition, &format!("backfill-to-{}", p.end));
-            }
-        }
-        let mut commits = TopicPartitionList::new();
+        let mut writer = writer(ctx, topic, &plan, recording);
+        let mut group = GroupCommits::new(&topic.topic, recording);
         let mut meter = options.meter.topic(&topic.topic, plan.count() as u64);
         while let Some(raw) = reader.next_batch()? {
             meter.add(raw.len() as u64);
@@ -151,19 +143,10 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
                 sealed.extend(writer.seal_all()?);
             }
             for sealed in sealed {
-                let (partition, next) = (sealed.partition, Offset::Offset(sealed.next_offset));
+                let (partition, next) = (sealed.partition, sealed.next_offset);
                 lock.confirm()?;
                 commit(&mut progress, sealed, &mut summary)?;
-                if commits
-                    .set_partition_offset(&topic.topic, partition, next)
-                    .is_err()
-                {
-                    let _ = commits.add_partition_offset(&topic.topic, partition, next);
-                }
-                // Lag tools see progress as it happens; the store stays the source of truth.
-                if recording {
-                    let _ = reader.consumer().commit(&commits, CommitMode::Async);
-                }
+                group.advance(reader.consumer(), partition, next);
             }
             if stopping {
                 tracing::info!(
@@ -174,15 +157,61 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
                 break;
             }
         }
-        if recording
-            && commits.count() > 0
-            && let Err(e) = reader.consumer().commit(&commits, CommitMode::Sync)
+        group.finish(reader.consumer());
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// The topic's writer; a backfill's files are named by its end too, so a rerun of the same
+/// backfill replaces its own files and no backfill replaces a regular run's file.
+fn writer(ctx: &RunContext, topic: &TopicConfig, plan: &TopicPlan, recording: bool) -> TopicWriter {
+    let starts = plan.to_read().map(|p| (p.partition, p.start)).collect();
+    let mut writer = TopicWriter::new(ctx.sink.clone(), topic, starts);
+    if !recording {
+        for p in plan.to_read() {
+            writer.tag_files(p.partition, &format!("backfill-to-{}", p.end));
+        }
+    }
+    writer
+}
+
+/// Mirrors recorded progress into the consumer group, so lag tools see it as it happens; the
+/// store stays the source of truth. Off for a backfill that records nothing.
+struct GroupCommits {
+    topic: String,
+    offsets: Option<TopicPartitionList>,
+}
+
+impl GroupCommits {
+    fn new(topic: &str, enabled: bool) -> Self {
+        GroupCommits {
+            topic: topic.to_string(),
+            offsets: enabled.then(TopicPartitionList::new),
+        }
+    }
+
+    fn advance(&mut self, consumer: &BaseConsumer, partition: i32, next: i64) {
+        let Some(offsets) = &mut self.offsets else {
+            return;
+        };
+        let next = Offset::Offset(next);
+        if offsets
+            .set_partition_offset(&self.topic, partition, next)
+            .is_err()
+        {
+            let _ = offsets.add_partition_offset(&self.topic, partition, next);
+        }
+        let _ = consumer.commit(offsets, CommitMode::Async);
+    }
+
+    fn finish(&self, consumer: &BaseConsumer) {
+        if let Some(offsets) = self.offsets.as_ref().filter(|o| o.count() > 0)
+            && let Err(e) = consumer.commit(offsets, CommitMode::Sync)
         {
             tracing::warn!(error = %e, "progress is recorded, but committing it to the consumer group failed");
         }
     }
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
 }
 
 /// A backfill leaves progress alone unless `--record-progress` asks otherwise.
