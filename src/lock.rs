@@ -75,6 +75,16 @@ impl Holder {
         !self.released && now < self.expires_at_ms && !gone && !left_by_us
     }
 
+    fn held(&self, topic: &str, group: &str, path: String) -> LockError {
+        LockError::Held {
+            topic: topic.to_string(),
+            group: group.to_string(),
+            owner: self.owner.clone(),
+            until: self.until(),
+            path,
+        }
+    }
+
     fn until(&self) -> String {
         chrono::DateTime::from_timestamp_millis(self.expires_at_ms)
             .map(|t| t.to_rfc3339())
@@ -110,13 +120,7 @@ pub fn acquire(
         if let Some((_, holder, path)) = newest(sink, &other)?
             && holder.live(&other)
         {
-            return Err(LockError::Held {
-                topic: topic.to_string(),
-                group: group.to_string(),
-                owner: holder.owner.clone(),
-                until: holder.until(),
-                path,
-            });
+            return Err(holder.held(topic, group, path));
         }
     }
     let mut last = None;
@@ -124,13 +128,7 @@ pub fn acquire(
     for _ in 0..2 {
         let next = match newest(sink, &dir)? {
             Some((_, holder, path)) if holder.live(&dir) => {
-                return Err(LockError::Held {
-                    topic: topic.to_string(),
-                    group: group.to_string(),
-                    owner: holder.owner.clone(),
-                    until: holder.until(),
-                    path,
-                });
+                return Err(holder.held(topic, group, path));
             }
             Some((n, holder, _)) => {
                 if !holder.released {

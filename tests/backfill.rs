@@ -25,15 +25,24 @@ fn runner(dir: &Path, args: &[&str]) -> String {
     stdout
 }
 
-#[test]
-fn a_backfill_leaves_progress_alone_and_never_replaces_a_regular_file() {
-    let kafka = common::kafka_with("orders", 2, 1000);
+/// A mock cluster with topic `orders`, and a config folder for it with files of 300 records.
+fn orders(
+    partitions: i32,
+    per_partition: usize,
+) -> (runner::embedded::EmbeddedKafka, tempfile::TempDir) {
+    let kafka = common::kafka_with("orders", partitions, per_partition);
     let dir = tempfile::tempdir().unwrap();
     common::write_config(
         dir.path(),
         json!({"bootstrap_servers": kafka.bootstrap_servers()}),
         json!([{"topic": "orders", "max_records_per_file": 300}]),
     );
+    (kafka, dir)
+}
+
+#[test]
+fn a_backfill_leaves_progress_alone_and_never_replaces_a_regular_file() {
+    let (_kafka, dir) = orders(2, 1000);
     let out = dir.path().join("out");
     runner(dir.path(), &["once"]);
     let progress_file = out.join("_runner/progress/runner.orders/orders.json");
@@ -99,13 +108,7 @@ fn a_backfill_leaves_progress_alone_and_never_replaces_a_regular_file() {
 
 #[test]
 fn record_progress_makes_the_regular_runs_continue_where_the_backfill_ended() {
-    let kafka = common::kafka_with("orders", 2, 1000);
-    let dir = tempfile::tempdir().unwrap();
-    common::write_config(
-        dir.path(),
-        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
-        json!([{"topic": "orders", "max_records_per_file": 300}]),
-    );
+    let (kafka, dir) = orders(2, 1000);
     let out = dir.path().join("out");
     let plan = runner(
         dir.path(),
@@ -190,13 +193,7 @@ fn bad_bounds_exit_2_naming_the_flag() {
 #[test]
 fn two_shards_running_together_cover_every_partition_exactly_once() {
     let per_partition = 3000;
-    let kafka = common::kafka_with("orders", 6, per_partition);
-    let dir = tempfile::tempdir().unwrap();
-    common::write_config(
-        dir.path(),
-        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
-        json!([{"topic": "orders", "max_records_per_file": 500}]),
-    );
+    let (_kafka, dir) = orders(6, per_partition);
     // Shard 1 takes its index from JOB_COMPLETION_INDEX, as in an Indexed Job.
     let spawn = |args: &[&str], index: &str| {
         common::runner_command(dir.path())
@@ -257,13 +254,7 @@ fn two_shards_running_together_cover_every_partition_exactly_once() {
 
 #[test]
 fn off_a_terminal_long_runs_log_progress_lines() {
-    let kafka = common::kafka_with("orders", 2, 5000);
-    let dir = tempfile::tempdir().unwrap();
-    common::write_config(
-        dir.path(),
-        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
-        json!([{"topic": "orders"}]),
-    );
+    let (_kafka, dir) = orders(2, 5000);
     let out = common::runner_command(dir.path())
         .args(["--progress-interval", "0", "once"])
         .output()
