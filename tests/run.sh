@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need when it is missing: the C toolchain pieces
 # librdkafka builds with, tansu (a Kafka-compatible broker the tests start as a process) and
-# Azurite (Azure Storage's emulator, from npm), and DuckDB and pyarrow (from PyPI), which a test
-# uses to read the output back as users do.
+# Azurite (Azure Storage's emulator, from npm), DuckDB and pyarrow (from PyPI), which a test
+# uses to read the output back as users do, and kubernetes-validate (PyPI), which checks the
+# Kubernetes manifests offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +44,12 @@ if ! [ -x "$azurite_bin" ] || [ "$("$azurite_bin" --version 2>/dev/null)" != "$A
   npm install -g --no-audit --no-fund "azurite@$AZURITE_VERSION"
 fi
 export AZURITE_BIN="$azurite_bin"
+
+if ! command -v kubernetes-validate >/dev/null; then
+  echo "installing kubernetes-validate from PyPI"
+  python3 -m pip install --quiet kubernetes-validate==1.37.0 \
+    || python3 -m pip install --quiet --break-system-packages kubernetes-validate==1.37.0
+fi
 
 if ! python3 -c "import duckdb, pyarrow" 2>/dev/null; then
   echo "installing duckdb and pyarrow from PyPI"
