@@ -45,7 +45,7 @@ if ! [ -x "$azurite_bin" ] || [ "$("$azurite_bin" --version 2>/dev/null)" != "$A
 fi
 export AZURITE_BIN="$azurite_bin"
 
-if ! command -v kubernetes-validate >/dev/null; then
+if ! python3 -c "import kubernetes_validate" 2>/dev/null; then
   echo "installing kubernetes-validate from PyPI"
   python3 -m pip install --quiet kubernetes-validate==1.37.0 \
     || python3 -m pip install --quiet --break-system-packages kubernetes-validate==1.37.0
