@@ -28,6 +28,10 @@ fn the_kubernetes_manifests_validate_strictly() {
         });
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !text.contains("No module named"),
+        "kubernetes-validate is missing; install it with: bash tests/run.sh, or pip install kubernetes-validate==1.37.0"
+    );
     assert!(out.status.success(), "{text}");
     for kind in ["cronjob/", "job/", "deployment/", "configmap/", "secret/"] {
         assert!(text.contains(kind), "no {kind} validated: {text}");
