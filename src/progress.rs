@@ -114,9 +114,15 @@ impl Progress {
     }
 
     /// Deletes the files of a segment whose commit a previous run did not finish.
-    pub fn recover(&mut self) -> Result<(), ProgressError> {
+    /// Only `partitions` (this run's): another shard may be committing its own right now.
+    pub fn recover(&mut self, partitions: &[i32]) -> Result<(), ProgressError> {
         let mut changed = false;
-        for (partition, entry) in self.state.partitions.iter_mut() {
+        let mine = self
+            .state
+            .partitions
+            .iter_mut()
+            .filter(|(p, _)| partitions.contains(p));
+        for (partition, entry) in mine {
             for file in entry.pending.drain(..) {
                 let path = Path::parse(&file).map_err(|e| ProgressError::Corrupt {
                     path: self.path.to_string(),

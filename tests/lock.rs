@@ -114,6 +114,37 @@ fn aggregate_state_saves_are_compare_and_swap() {
 }
 
 #[test]
+fn a_shard_removes_only_its_own_unfinished_commits() {
+    use runner::progress::Progress;
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Sink::local(dir.path(), rt.handle().clone()).unwrap());
+    for p in 0..2 {
+        let file = dir.path().join(format!("t/p{p}.parquet"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"part of a segment being committed").unwrap();
+    }
+    let record = json!({"topic": "t", "group_id": "g", "partitions": {
+        "0": {"next_offset": 5, "updated_at": "", "pending": ["t/p0.parquet"]},
+        "1": {"next_offset": 7, "updated_at": "", "pending": ["t/p1.parquet"]}
+    }});
+    std::fs::create_dir_all(dir.path().join("_runner/progress/g")).unwrap();
+    std::fs::write(
+        dir.path().join("_runner/progress/g/t.json"),
+        record.to_string(),
+    )
+    .unwrap();
+    // Shard of partition 0: partition 1's segment may be mid-commit by the other shard.
+    let mut progress = Progress::load(sink.clone(), "g", "t").unwrap();
+    progress.recover(&[0]).unwrap();
+    assert!(!dir.path().join("t/p0.parquet").exists());
+    assert!(dir.path().join("t/p1.parquet").exists());
+    let reread = Progress::load(sink, "g", "t").unwrap();
+    assert!(reread.state().partitions[&0].pending.is_empty());
+    assert_eq!(reread.state().partitions[&1].pending, ["t/p1.parquet"]);
+}
+
+#[test]
 fn an_expired_lock_is_taken_over_and_its_old_holder_stops_before_recording() {
     let rt = common::runtime();
     let dir = tempfile::tempdir().unwrap();

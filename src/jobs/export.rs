@@ -107,7 +107,8 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
     let (consumer, mut progress, plan) = prepare(ctx, topic)?;
     let recording = records_progress(ctx);
     if recording {
-        progress.recover()?;
+        let mine: Vec<i32> = plan.partitions.iter().map(|p| p.partition).collect();
+        progress.recover(&mine)?;
     }
     let mut summary = summary_of(&plan);
     tracing::info!(
