@@ -98,8 +98,11 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
         Command::Once(args) => {
             let mut config = load()?;
             let flags = |e: String| runner::config::ConfigError::Flags(e);
+            let stop = runner::jobs::Stop::default();
+            stop_on_signals(&rt, stop.clone());
             let options = RunOptions {
                 concurrency: args.concurrency,
+                stop: stop.clone(),
                 backfill: args.bounds.backfill().map_err(flags)?.map(Arc::new),
                 shard: args.shard().map_err(flags)?,
                 meter,
@@ -120,6 +123,11 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
                 let ctx = context(config, &rt, options)?;
                 let outcomes = jobs::run_once(&ctx, &topics);
                 let code = report(&outcomes);
+                let code = if stop.requested() {
+                    stopped(code)
+                } else {
+                    code
+                };
                 let outcome = JobOutcome {
                     job: TOPICS_JOB.into(),
                     results: JobResults::Export(outcomes),
@@ -133,7 +141,12 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
             for outcome in &outcomes {
                 remember(&ctx, outcome, run_id, started, &labels);
             }
-            Ok(report_jobs(&outcomes))
+            let code = report_jobs(&outcomes);
+            Ok(if stop.requested() {
+                stopped(code)
+            } else {
+                code
+            })
         }
         Command::History(args) => {
             let config = load()?;
@@ -152,6 +165,42 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
             let admin = runner::admin::Admin::new(&config.connections, rt.handle().clone())?;
             cli::topics(&admin, &config, command)
         }
+    }
+}
+
+/// SIGTERM or SIGINT asks the run to stop after its current batches: open files are sealed
+/// and recorded. A second signal aborts: files in flight are never visible and progress never
+/// passes the data, so that is safe too.
+fn stop_on_signals(rt: &tokio::runtime::Runtime, stop: runner::jobs::Stop) {
+    use tokio::signal::unix::{SignalKind, signal};
+    rt.spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        eprintln!(
+            "stopping: sealing open files and recording their progress (a second signal aborts)"
+        );
+        stop.request();
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        eprintln!("error: aborted; the next run redoes the unrecorded part");
+        std::process::exit(i32::from(EXIT_FAILED));
+    });
+}
+
+/// A run stopped by a signal did not reach its planned end: at least exit 1, so a Job
+/// retries it (a rerun continues where it stopped).
+fn stopped(code: ExitCode) -> ExitCode {
+    eprintln!(
+        "error: stopped by a signal before the planned end; the next run continues from the recorded progress (a backfill redoes its range, replacing its own files)"
+    );
+    if code == ExitCode::SUCCESS {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        code
     }
 }
 

@@ -240,6 +240,61 @@ fn sigterm_in_the_middle_of_a_run_leaves_complete_files_and_the_next_run_continu
     );
 }
 
+#[test]
+fn sigterm_to_runner_once_seals_its_files_records_them_and_exits_1() {
+    let per_partition = 40_000;
+    let kafka = common::kafka_with("big", 2, per_partition);
+    let dir = tempfile::tempdir().unwrap();
+    common::write_config(
+        dir.path(),
+        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+        json!([{"topic": "big", "max_records_per_file": 500}]),
+    );
+    let mut child = common::runner_command(dir.path())
+        .args(["once"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = dir.path().join("out");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::parquet_files(&out.join("big")).len() < 2 {
+        assert!(Instant::now() < deadline, "no file written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    terminate(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    // Usually stopped mid-run (exit 1, stopped=true); a run that ended first is fine too.
+    if stdout.contains("stopped=true") {
+        assert_eq!(status.code(), Some(1), "{stdout}");
+    } else {
+        assert!(status.success(), "{status}: {stdout}");
+    }
+    let progress: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("_runner/progress/runner.big/big.json")).unwrap(),
+    )
+    .unwrap();
+    let next = |p: i32| {
+        progress["partitions"][p.to_string()]["next_offset"]
+            .as_i64()
+            .unwrap_or(0)
+    };
+    common::assert_rows_exactly(
+        common::exported(&out, "big"),
+        "big",
+        &[(0, 0..next(0)), (1, 0..next(1))],
+    );
+    let rerun = common::runner_command(dir.path())
+        .arg("once")
+        .output()
+        .unwrap();
+    assert!(rerun.status.success());
+    let n = per_partition as i64;
+    common::assert_exactly(&out, "big", &[(0, 0..n), (1, 0..n)]);
+}
+
 fn job(name: &str, schedule: &str) -> JobConfig {
     let mut job: JobConfig =
         serde_json::from_value(json!({"name": name, "schedule": schedule})).unwrap();
