@@ -561,7 +561,7 @@ pub fn print_history(ctx: &RunContext, args: &HistoryArgs) -> anyhow::Result<Exi
             .collect();
         detail.extend(e.shard.iter().map(|s| format!("shard {s}")));
         detail.extend(e.backfill.clone());
-        println!(
+        let line = format!(
             "{:<20} {:<20} {:<8} {:>8.1} {:>12} {:>6}  {}",
             e.started_at.format("%Y-%m-%d %H:%M:%S"),
             e.job,
@@ -571,6 +571,7 @@ pub fn print_history(ctx: &RunContext, args: &HistoryArgs) -> anyhow::Result<Exi
             e.topics.len(),
             detail.join("; ")
         );
+        println!("{}", line.trim_end());
     }
     Ok(ExitCode::SUCCESS)
 }

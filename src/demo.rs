@@ -95,12 +95,16 @@ pub fn run(config_dir: &Path, args: &DemoArgs, rt: &Runtime) -> anyhow::Result<E
             topics.len(),
             names(&chosen)
         );
-        let started = chrono::Utc::now();
-        last = chosen.iter().map(|j| jobs::run_job(&ctx, j)).collect();
         let run_id = runner::logging::new_run_id();
-        for outcome in &last {
-            crate::remember(&ctx, outcome, &run_id, started, &Default::default());
-        }
+        last = chosen
+            .iter()
+            .map(|j| {
+                let started = chrono::Utc::now();
+                let outcome = jobs::run_job(&ctx, j);
+                crate::remember(&ctx, &outcome, &run_id, started, &Default::default());
+                outcome
+            })
+            .collect();
         if crate::report_jobs(&last) != ExitCode::SUCCESS {
             code = ExitCode::from(1);
         }

@@ -137,10 +137,15 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
             }
             let chosen = config.select_jobs(&args.job)?;
             let ctx = context(config, &rt, options)?;
-            let outcomes: Vec<JobOutcome> = chosen.iter().map(|j| jobs::run_job(&ctx, j)).collect();
-            for outcome in &outcomes {
-                remember(&ctx, outcome, run_id, started, &labels);
-            }
+            let outcomes: Vec<JobOutcome> = chosen
+                .iter()
+                .map(|j| {
+                    let started = chrono::Utc::now();
+                    let outcome = jobs::run_job(&ctx, j);
+                    remember(&ctx, &outcome, run_id, started, &labels);
+                    outcome
+                })
+                .collect();
             let code = report_jobs(&outcomes);
             Ok(if stop.requested() {
                 stopped(code)
