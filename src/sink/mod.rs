@@ -203,10 +203,11 @@ impl Sink {
         };
         let Some(file) = self.local_path(path) else {
             let opts = object_store::PutOptions::from(mode);
-            return match self
-                .rt
-                .block_on(self.store.put_opts(path, PutPayload::from(bytes), opts))
-            {
+            return match self.rt.block_on(self.store.put_opts(
+                path,
+                PutPayload::from(bytes.clone()),
+                opts,
+            )) {
                 Ok(put) => Ok(Some(Version {
                     e_tag: put.e_tag,
                     version: put.version,
@@ -215,6 +216,19 @@ impl Sink {
                     object_store::Error::AlreadyExists { .. }
                     | object_store::Error::Precondition { .. },
                 ) => Ok(None),
+                // An S3-compatible store without conditional writes (aws_conditional_put =
+                // disabled): the topic lock is then the only guard, as the warning says.
+                Err(object_store::Error::NotImplemented { .. }) => {
+                    static WARNED: std::sync::Once = std::sync::Once::new();
+                    WARNED.call_once(|| {
+                        tracing::warn!(url = %self.url, "the store cannot write conditionally; progress is guarded by the topic locks only");
+                    });
+                    self.put(path, bytes)?;
+                    Ok(Some(Version {
+                        e_tag: None,
+                        version: None,
+                    }))
+                }
                 Err(source) => Err(self.write_error(path, source)),
             };
         };
