@@ -31,10 +31,8 @@ fn orders(
     per_partition: usize,
 ) -> (runner::embedded::EmbeddedKafka, tempfile::TempDir) {
     let kafka = common::kafka_with("orders", partitions, per_partition);
-    let dir = tempfile::tempdir().unwrap();
-    common::write_config(
-        dir.path(),
-        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+    let dir = common::config_for(
+        &kafka,
         json!([{"topic": "orders", "max_records_per_file": 300}]),
     );
     (kafka, dir)
@@ -288,12 +286,7 @@ fn a_range_partly_deleted_by_retention_fails_naming_it_unless_data_loss_is_allow
         ..Default::default()
     });
     kafka.produce("big", records).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    common::write_config(
-        dir.path(),
-        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
-        json!([{"topic": "big"}]),
-    );
+    let dir = common::config_for(&kafka, json!([{"topic": "big"}]));
     let refused = common::runner_command(dir.path())
         .args(["once", "--topic", "big", "--from", "0"])
         .output()

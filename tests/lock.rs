@@ -65,12 +65,7 @@ fn progress_saves_are_compare_and_swap_on_a_local_folder() {
 #[test]
 fn a_run_refused_by_a_held_lock_exits_3_as_a_retry_may_pass() {
     let kafka = common::kafka_with("orders", 1, 10);
-    let dir = tempfile::tempdir().unwrap();
-    common::write_config(
-        dir.path(),
-        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
-        json!([{"topic": "orders"}]),
-    );
+    let dir = common::config_for(&kafka, json!([{"topic": "orders"}]));
     let rt = common::runtime();
     let sink = Arc::new(Sink::local(&dir.path().join("out"), rt.handle().clone()).unwrap());
     let held = lock::acquire(
@@ -169,10 +164,8 @@ fn an_expired_lock_is_taken_over_and_its_old_holder_stops_before_recording() {
 fn two_concurrent_runner_once_processes_export_every_record_exactly_once() {
     let per_partition = 20_000;
     let kafka = common::kafka_with("orders", 2, per_partition);
-    let dir = tempfile::tempdir().unwrap();
-    common::write_config(
-        dir.path(),
-        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+    let dir = common::config_for(
+        &kafka,
         json!([{"topic": "orders", "max_records_per_file": 1000}]),
     );
     let spawn = || {

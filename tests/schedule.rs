@@ -75,6 +75,17 @@ fn terminate(child: &Child) {
     assert!(status.success());
 }
 
+/// SIGTERM once the first files are in `folder`, so the run is under way; then its exit.
+fn terminate_under_way(child: &mut Child, folder: &Path) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::parquet_files(folder).len() < 2 {
+        assert!(Instant::now() < deadline, "no file written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    terminate(child);
+    wait_exit(child, Duration::from_secs(60))
+}
+
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
@@ -93,12 +104,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 fn a_schedule_every_second_keeps_firing_and_exports_each_new_batch_once() {
     let kafka = EmbeddedKafka::start().unwrap();
     kafka.create_topic("orders", 2).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    common::write_config(
-        dir.path(),
-        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
-        json!([{"topic": "orders"}]),
-    );
+    let dir = common::config_for(&kafka, json!([{"topic": "orders"}]));
     write_job(
         dir.path(),
         "export",
@@ -182,10 +188,8 @@ fn a_schedule_every_second_keeps_firing_and_exports_each_new_batch_once() {
 fn sigterm_in_the_middle_of_a_run_leaves_complete_files_and_the_next_run_continues() {
     let per_partition = 40_000;
     let kafka = common::kafka_with("big", 2, per_partition);
-    let dir = tempfile::tempdir().unwrap();
-    common::write_config(
-        dir.path(),
-        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+    let dir = common::config_for(
+        &kafka,
         json!([{"topic": "big", "max_records_per_file": 500}]),
     );
     write_job(dir.path(), "export", json!({"schedule": "* * * * * *"}));
@@ -199,30 +203,13 @@ fn sigterm_in_the_middle_of_a_run_leaves_complete_files_and_the_next_run_continu
     wait_for(&lines, &mut seen, Duration::from_secs(30), |l| {
         l.contains("job=export status=started")
     });
-    // Stop once the first files are in the store, so the run is under way.
     let out = dir.path().join("out");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while common::parquet_files(&out.join("big")).len() < 2 {
-        assert!(Instant::now() < deadline, "no file written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    terminate(&child);
-    let status = wait_exit(&mut child, Duration::from_secs(60));
+    let status = terminate_under_way(&mut child, &out.join("big"));
     seen.extend(lines.try_iter());
     assert!(status.success(), "{status}\n{}", seen.join("\n"));
 
     // Every visible file is complete, and progress covers exactly the files written.
-    let exported = common::exported(&out, "big");
-    let progress: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.join("_runner/progress/runner.big/big.json")).unwrap(),
-    )
-    .unwrap();
-    let next = |p: i32| {
-        progress["partitions"][p.to_string()]["next_offset"]
-            .as_i64()
-            .unwrap_or(0)
-    };
-    common::assert_rows_exactly(exported, "big", &[(0, 0..next(0)), (1, 0..next(1))]);
+    common::assert_files_match_progress(&out, "big", 2);
 
     let once = common::runner_command(dir.path())
         .args(["once", "--job", "export"])
@@ -244,10 +231,8 @@ fn sigterm_in_the_middle_of_a_run_leaves_complete_files_and_the_next_run_continu
 fn sigterm_to_runner_once_seals_its_files_records_them_and_exits_1() {
     let per_partition = 40_000;
     let kafka = common::kafka_with("big", 2, per_partition);
-    let dir = tempfile::tempdir().unwrap();
-    common::write_config(
-        dir.path(),
-        json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+    let dir = common::config_for(
+        &kafka,
         json!([{"topic": "big", "max_records_per_file": 500}]),
     );
     let mut child = common::runner_command(dir.path())
@@ -257,13 +242,7 @@ fn sigterm_to_runner_once_seals_its_files_records_them_and_exits_1() {
         .spawn()
         .unwrap();
     let out = dir.path().join("out");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while common::parquet_files(&out.join("big")).len() < 2 {
-        assert!(Instant::now() < deadline, "no file written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    terminate(&child);
-    let status = wait_exit(&mut child, Duration::from_secs(60));
+    let status = terminate_under_way(&mut child, &out.join("big"));
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
     // Usually stopped mid-run (exit 1, stopped=true); a run that ended first is fine too.
@@ -272,20 +251,7 @@ fn sigterm_to_runner_once_seals_its_files_records_them_and_exits_1() {
     } else {
         assert!(status.success(), "{status}: {stdout}");
     }
-    let progress: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.join("_runner/progress/runner.big/big.json")).unwrap(),
-    )
-    .unwrap();
-    let next = |p: i32| {
-        progress["partitions"][p.to_string()]["next_offset"]
-            .as_i64()
-            .unwrap_or(0)
-    };
-    common::assert_rows_exactly(
-        common::exported(&out, "big"),
-        "big",
-        &[(0, 0..next(0)), (1, 0..next(1))],
-    );
+    common::assert_files_match_progress(&out, "big", 2);
     let rerun = common::runner_command(dir.path())
         .arg("once")
         .output()

@@ -363,3 +363,29 @@ pub fn progress_writers_merge_or_conflict(sink: Arc<Sink>) {
     let reread = Progress::load(sink, "g", "orders").expect("load");
     assert_eq!(reread.offsets(), BTreeMap::from([(0, 15), (1, 30)]));
 }
+
+/// A config folder whose connections.json points at `kafka` and whose topics.json is `topics`.
+pub fn config_for(kafka: &EmbeddedKafka, topics: serde_json::Value) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_config(
+        dir.path(),
+        serde_json::json!({"bootstrap_servers": kafka.bootstrap_servers()}),
+        topics,
+    );
+    dir
+}
+
+/// Asserts that the files of `topic` hold exactly the offsets its progress record says are
+/// done (group `runner.<topic>`), each once: nothing partial, nothing ahead of the data.
+pub fn assert_files_match_progress(out: &Path, topic: &str, partitions: i32) {
+    let record = out.join(format!("_runner/progress/runner.{topic}/{topic}.json"));
+    let progress: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).expect("progress record")).expect("json");
+    let next = |p: i32| {
+        progress["partitions"][p.to_string()]["next_offset"]
+            .as_i64()
+            .unwrap_or(0)
+    };
+    let expected: Vec<_> = (0..partitions).map(|p| (p, 0..next(p))).collect();
+    assert_rows_exactly(exported(out, topic), topic, &expected);
+}
