@@ -244,28 +244,42 @@ fn partition_states(
     }
     states.sort_by_key(|s| s.partition);
     for &ms in times {
-        let mut tpl = TopicPartitionList::new();
-        for s in &states {
-            let _ = tpl.add_partition_offset(name, s.partition, Offset::Offset(ms));
-        }
-        let found =
-            consumer
-                .offsets_for_times(tpl, timeout)
-                .map_err(|source| PlanError::Times {
-                    topic: name.to_string(),
-                    source,
-                })?;
-        for s in states.iter_mut() {
-            let offset = found
-                .find_partition(name, s.partition)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) if o >= 0 => Some(o),
-                    _ => None,
-                });
-            s.at_time.insert(ms, offset);
-        }
+        look_up_time(consumer, name, &mut states, ms, timeout)?;
     }
     Ok(states)
+}
+
+/// Kafka's offsets-for-times: per partition, the first offset whose timestamp is at or after
+/// `ms` (`None` when no record is that late).
+fn look_up_time(
+    consumer: &BaseConsumer,
+    topic: &str,
+    states: &mut [PartitionState],
+    ms: i64,
+    timeout: Duration,
+) -> Result<(), PlanError> {
+    let error = |source| PlanError::Times {
+        topic: topic.to_string(),
+        source,
+    };
+    let mut tpl = TopicPartitionList::new();
+    for s in states.iter() {
+        tpl.add_partition_offset(topic, s.partition, Offset::Offset(ms))
+            .map_err(error)?;
+    }
+    let found = consumer.offsets_for_times(tpl, timeout).map_err(error)?;
+    for s in states.iter_mut() {
+        let Some(entry) = found.find_partition(topic, s.partition) else {
+            continue;
+        };
+        entry.error().map_err(error)?;
+        let offset = match entry.offset() {
+            Offset::Offset(o) if o >= 0 => Some(o),
+            _ => None,
+        };
+        s.at_time.insert(ms, offset);
+    }
+    Ok(())
 }
 
 /// The pure planning rule, separate from Kafka so it can be tested on its own.
