@@ -2,13 +2,14 @@
 
 mod cli;
 mod demo;
+mod once_command;
 mod schedule_command;
 
 use anyhow::Context;
 use clap::Parser;
 use cli::{Cli, Command};
 use runner::config::Config;
-use runner::jobs::{self, JobOutcome, JobResults, RunContext, RunOptions, TopicOutcome};
+use runner::jobs::{JobOutcome, JobResults, RunContext, RunOptions, TopicOutcome};
 use runner::logging::LogFormat;
 use runner::registry::Registry;
 use runner::sink::Sink;
@@ -95,64 +96,7 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
             let ctx = context(config, &rt, options)?;
             cli::print_plans(&ctx, &topics, args.json)
         }
-        Command::Once(args) => {
-            let mut config = load()?;
-            let flags = |e: String| runner::config::ConfigError::Flags(e);
-            let stop = runner::jobs::Stop::default();
-            stop_on_signals(&rt, stop.clone());
-            let options = RunOptions {
-                concurrency: args.concurrency,
-                stop: stop.clone(),
-                backfill: args.bounds.backfill().map_err(flags)?.map(Arc::new),
-                shard: args.shard().map_err(flags)?,
-                meter,
-                ..RunOptions::default()
-            };
-            if args.allow_data_loss {
-                for t in config.topics.iter_mut() {
-                    t.fail_on_data_loss = false;
-                }
-            }
-            let labels = runner::history::RunLabels {
-                shard: options.shard.map(|s| s.to_string()),
-                backfill: args.bounds.describe(),
-            };
-            let started = chrono::Utc::now();
-            if !args.topic.is_empty() || config.jobs.is_empty() {
-                let topics = config.select_topics(&args.topic)?;
-                let ctx = context(config, &rt, options)?;
-                let outcomes = jobs::run_once(&ctx, &topics);
-                let code = report(&outcomes);
-                let code = if stop.requested() {
-                    stopped(code)
-                } else {
-                    code
-                };
-                let outcome = JobOutcome {
-                    job: TOPICS_JOB.into(),
-                    results: JobResults::Export(outcomes),
-                };
-                remember(&ctx, &outcome, run_id, started, &labels);
-                return Ok(code);
-            }
-            let chosen = config.select_jobs(&args.job)?;
-            let ctx = context(config, &rt, options)?;
-            let outcomes: Vec<JobOutcome> = chosen
-                .iter()
-                .map(|j| {
-                    let started = chrono::Utc::now();
-                    let outcome = jobs::run_job(&ctx, j);
-                    remember(&ctx, &outcome, run_id, started, &labels);
-                    outcome
-                })
-                .collect();
-            let code = report_jobs(&outcomes);
-            Ok(if stop.requested() {
-                stopped(code)
-            } else {
-                code
-            })
-        }
+        Command::Once(args) => once_command::run(load, args, meter, &rt, run_id),
         Command::History(args) => {
             let config = load()?;
             let ctx = context(config, &rt, RunOptions::default())?;
@@ -172,45 +116,6 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
         }
     }
 }
-
-/// SIGTERM or SIGINT asks the run to stop after its current batches: open files are sealed
-/// and recorded. A second signal aborts: files in flight are never visible and progress never
-/// passes the data, so that is safe too.
-fn stop_on_signals(rt: &tokio::runtime::Runtime, stop: runner::jobs::Stop) {
-    use tokio::signal::unix::{SignalKind, signal};
-    rt.spawn(async move {
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        eprintln!(
-            "stopping: sealing open files and recording their progress (a second signal aborts)"
-        );
-        stop.request();
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        eprintln!("error: aborted; the next run redoes the unrecorded part");
-        std::process::exit(i32::from(EXIT_FAILED));
-    });
-}
-
-/// A run stopped by a signal did not reach its planned end: at least exit 1, so a Job
-/// retries it (a rerun continues where it stopped).
-fn stopped(code: ExitCode) -> ExitCode {
-    eprintln!(
-        "error: stopped by a signal before the planned end; the next run continues from the recorded progress (a backfill redoes its range, replacing its own files)"
-    );
-    if code == ExitCode::SUCCESS {
-        ExitCode::from(EXIT_FAILED)
-    } else {
-        code
-    }
-}
-
-/// The history's job name of `runner once --topic` and of runs without jobs/.
-const TOPICS_JOB: &str = "(topics)";
 
 /// Appends the run to the history in the sink; a failure there is logged, not fatal.
 pub(crate) fn remember(
