@@ -141,7 +141,8 @@ impl TopicMeter {
 impl Drop for TopicMeter {
     fn drop(&mut self) {
         if let Some(bar) = &self.bar {
-            bar.finish();
+            // The summary line says how it ended; a long-lived scheduler must not pile up bars.
+            bar.finish_and_clear();
         }
     }
 }
