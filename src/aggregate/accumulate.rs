@@ -398,6 +398,38 @@ fn present(values: &ArrayRef, i: usize) -> bool {
     values.data_type() != &DataType::Null && values.is_valid(i)
 }
 
+/// First/last: keeps per group the value whose order key comes first (or last).
+fn pick(
+    best: &mut Vec<Option<(OrderKey, ArrayRef)>>,
+    last: bool,
+    groups: &[usize],
+    order: &[OrderKey],
+    present: impl Fn(usize) -> bool,
+    values: &ArrayRef,
+) {
+    grow(best, groups.iter().max().map_or(0, |m| m + 1));
+    for (i, g) in groups.iter().enumerate() {
+        if !present(i) {
+            continue;
+        }
+        let better = match &best[*g] {
+            None => true,
+            Some((k, _)) => (order[i] > *k) == last && order[i] != *k,
+        };
+        if better {
+            best[*g] = Some((order[i], values.slice(i, 1)));
+        }
+    }
+}
+
+/// Adds saved counts (an Int64 column) to the groups' counts.
+fn add_counts(counts: &mut Vec<i64>, groups: &[usize], saved: &ArrayRef) {
+    grow(counts, groups.iter().max().map_or(0, |m| m + 1));
+    for (g, v) in groups.iter().zip(saved.as_primitive::<Int64Type>().iter()) {
+        counts[*g] += v.unwrap_or(0);
+    }
+}
+
 fn grow<T: Clone + Default>(v: &mut Vec<T>, n: usize) {
     if v.len() < n {
         v.resize(n, T::default());
@@ -493,19 +525,7 @@ impl Acc {
             }
             Acc::Pick { last, best } => {
                 if let Some(v) = values {
-                    grow(best, n);
-                    for (i, g) in groups.iter().enumerate() {
-                        if !present(v, i) {
-                            continue;
-                        }
-                        let better = match &best[*g] {
-                            None => true,
-                            Some((k, _)) => (order[i] > *k) == *last && order[i] != *k,
-                        };
-                        if better {
-                            best[*g] = Some((order[i], v.slice(i, 1)));
-                        }
-                    }
+                    pick(best, *last, groups, order, |i| present(v, i), v);
                 }
             }
         }
@@ -527,25 +547,17 @@ impl Acc {
                 )
             })
         };
-        let n = groups.iter().max().map_or(0, |m| m + 1);
         match self {
             Acc::Count(counts) => {
                 let values = column(name)?;
                 let values = cast_with_options(&values, &DataType::Int64, &strict())
                     .map_err(arrow_error(name))?;
-                grow(counts, n);
-                for (g, v) in groups.iter().zip(values.as_primitive::<Int64Type>().iter()) {
-                    counts[*g] += v.unwrap_or(0);
-                }
+                add_counts(counts, groups, &values);
             }
             Acc::Sum(sums) => sums.add(name, groups, &column(name)?)?,
             Acc::Avg { sums, counts } => {
                 sums.add(name, groups, &column(&format!("{HIDDEN}sum_{name}"))?)?;
-                let c = column(&format!("{HIDDEN}count_{name}"))?;
-                grow(counts, n);
-                for (g, v) in groups.iter().zip(c.as_primitive::<Int64Type>().iter()) {
-                    counts[*g] += v.unwrap_or(0);
-                }
+                add_counts(counts, groups, &column(&format!("{HIDDEN}count_{name}"))?);
             }
             Acc::Extreme {
                 max,
@@ -562,20 +574,7 @@ impl Acc {
                     .iter()
                     .map(|k| k.and_then(|k| k.try_into().ok()).unwrap_or([0; 20]))
                     .collect();
-                let present: Vec<bool> = keys.iter().map(|k| k.is_some()).collect();
-                grow(best, n);
-                for (i, g) in groups.iter().enumerate() {
-                    if !present[i] {
-                        continue;
-                    }
-                    let better = match &best[*g] {
-                        None => true,
-                        Some((k, _)) => (order[i] > *k) == *last && order[i] != *k,
-                    };
-                    if better {
-                        best[*g] = Some((order[i], values.slice(i, 1)));
-                    }
-                }
+                pick(best, *last, groups, &order, |i| keys.is_valid(i), &values);
             }
         }
         Ok(())
