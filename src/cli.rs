@@ -54,6 +54,16 @@ pub enum Command {
     /// file, reloads jobs/ without touching runs in flight. The first SIGTERM/SIGINT starts no
     /// new run and lets running ones finish their current files (exit 0); a second aborts.
     Schedule(ScheduleArgs),
+    /// Run continuous jobs (`"schedule": "continuous"`) in the foreground, as members of their
+    /// topics' consumer groups, until SIGTERM or SIGINT: for a Kubernetes Deployment.
+    ///
+    /// Files rotate by records, bytes and age (`max_file_age_seconds`). SIGTERM seals and
+    /// records every open file, commits, leaves the group and exits 0.
+    Continuous(ContinuousArgs),
+    /// Turn a consumer fleet file (deployment_details.json) into jobs/ files and Deployment
+    /// manifests.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Show what `once` would read (topic, partition, start, end, count, lag), reading no
     /// messages.
     Plan(PlanArgs),
@@ -248,6 +258,32 @@ pub struct ScheduleArgs {
     /// Seconds between checks of the config files for changes.
     #[arg(long, default_value_t = 5)]
     pub watch_interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ContinuousArgs {
+    /// A continuous job to run (repeatable); every enabled continuous job when absent.
+    #[arg(long)]
+    pub job: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Write one continuous job file per enabled consumer of FILE into jobs/, and with
+    /// --manifests one Deployment per job (replicas: NUMBER_OF_WORKERS).
+    Import {
+        /// The fleet file, e.g. deployment_details.json.
+        file: PathBuf,
+        /// What a CONSUMER_FUNCTION_NAME runs, `NAME=export` (repeatable); `export` needs none.
+        #[arg(long = "function", value_parser = key_value)]
+        functions: Vec<(String, String)>,
+        /// Where the Deployment manifests go (one `<job>.yaml` each); none when absent.
+        #[arg(long)]
+        manifests: Option<PathBuf>,
+        /// Replace job files that exist.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]

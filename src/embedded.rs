@@ -35,6 +35,11 @@ impl EmbeddedKafka {
         self.cluster.create_topic(topic, partitions, 1)
     }
 
+    /// The mock cluster itself, for fault injection (brokers down, request errors, latency).
+    pub fn cluster(&self) -> &MockCluster<'static, DefaultProducerContext> {
+        &self.cluster
+    }
+
     /// Produces records and waits until every one is acknowledged.
     pub fn produce(
         &self,

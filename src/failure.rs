@@ -89,7 +89,9 @@ impl ProgressError {
         match self {
             ProgressError::Sink(e) => e.is_permanent(),
             ProgressError::Corrupt { .. } => true,
-            ProgressError::Conflict { .. } | ProgressError::Contended { .. } => false,
+            ProgressError::Conflict { .. }
+            | ProgressError::Contended { .. }
+            | ProgressError::ClaimExpired { .. } => false,
         }
     }
 }

@@ -1,6 +1,10 @@
 //! The `runner` command line. Errors become messages and exit codes here, nowhere else.
 
+// The library's errors carry their topic, partition and offset by value, as in lib.rs.
+#![allow(clippy::result_large_err)]
+
 mod cli;
+mod continuous_command;
 mod demo;
 mod once_command;
 mod schedule_command;
@@ -18,7 +22,7 @@ use std::sync::Arc;
 
 /// Exit codes (README lists them for CronJob authors).
 pub(crate) const EXIT_FAILED: u8 = 1;
-const EXIT_CONFIG: u8 = 2;
+pub(crate) const EXIT_CONFIG: u8 = 2;
 /// Every topic of the run failed: nothing moved.
 const EXIT_ALL_FAILED: u8 = 3;
 
@@ -103,6 +107,8 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
             cli::print_history(&ctx, &args)
         }
         Command::Schedule(args) => schedule_command::run(load, &args, meter, &rt),
+        Command::Continuous(args) => continuous_command::run(load, args, &rt),
+        Command::Fleet(command) => continuous_command::fleet(load, command),
         Command::Demo(args) => demo::run(&cli.config_dir, &args, &rt),
         Command::Produce(args) => {
             let config = load()?;
@@ -132,7 +138,7 @@ pub(crate) fn remember(
 }
 
 /// The run context: the configured sink plus run options.
-fn context(
+pub(crate) fn context(
     config: Config,
     rt: &tokio::runtime::Runtime,
     options: RunOptions,

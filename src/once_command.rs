@@ -3,7 +3,7 @@
 
 use crate::cli::OnceArgs;
 use crate::{EXIT_FAILED, context, remember, report, report_jobs};
-use runner::config::{Config, ConfigError};
+use runner::config::{Config, ConfigError, JobConfig};
 use runner::jobs::{self, JobOutcome, JobResults, RunOptions, Stop};
 use runner::meter::Meter;
 use std::process::ExitCode;
@@ -51,7 +51,7 @@ pub fn run(
         remember(&ctx, &outcome, run_id, started, &labels);
         code
     } else {
-        let chosen = config.select_jobs(&args.job)?;
+        let chosen = bounded_jobs(&config, &args.job)?;
         let ctx = context(config, rt, options)?;
         let outcomes: Vec<JobOutcome> = chosen
             .iter()
@@ -71,13 +71,31 @@ pub fn run(
     })
 }
 
+/// The jobs `once` runs: continuous ones run elsewhere, and naming one is a mistake.
+fn bounded_jobs(config: &Config, names: &[String]) -> Result<Vec<JobConfig>, ConfigError> {
+    let mut jobs = config.select_jobs(names)?;
+    if let Some(job) = jobs.iter().find(|j| j.is_continuous() && !names.is_empty()) {
+        return Err(ConfigError::Flags(format!(
+            "--job {}: the job runs continuously (\"schedule\": \"continuous\"); run it with `runner continuous --job {}` or `runner schedule`, or export its topics once with `runner once --topic T`",
+            job.name, job.name
+        )));
+    }
+    jobs.retain(|j| {
+        if j.is_continuous() {
+            tracing::info!(job = %j.name, "skipping a continuous job: `runner continuous` or `runner schedule` runs it");
+        }
+        !j.is_continuous()
+    });
+    Ok(jobs)
+}
+
 /// The history's job name of `runner once --topic` and of runs without jobs/.
 const TOPICS_JOB: &str = "(topics)";
 
 /// SIGTERM or SIGINT asks the run to stop after its current batches: open files are sealed
 /// and recorded. A second signal aborts: files in flight are never visible and progress never
 /// passes the data, so that is safe too.
-fn stop_on_signals(rt: &Runtime, stop: Stop) {
+pub(crate) fn stop_on_signals(rt: &Runtime, stop: Stop) {
     use tokio::signal::unix::{SignalKind, signal};
     rt.spawn(async move {
         let (Ok(mut term), Ok(mut int)) = (

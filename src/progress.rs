@@ -35,7 +35,19 @@ pub enum ProgressError {
         "progress record {path} changed under every one of 8 attempts to save it; too many processes export this topic at once"
     )]
     Contended { path: String },
+    #[error(
+        "topic {topic} partition {partition}: the claim on a segment's files ran out before they were committed (a stall of over {seconds}s); they are dropped and the partition's next owner writes them again"
+    )]
+    ClaimExpired {
+        topic: String,
+        partition: i32,
+        seconds: u64,
+    },
 }
+
+/// How long a continuous member's claim on a segment's pending files holds. Committing a
+/// segment takes seconds; a member stalled this long may have been replaced.
+pub const CLAIM: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartitionProgress {
@@ -47,6 +59,10 @@ pub struct PartitionProgress {
     /// the segment after `next_offset` will be written again (perhaps split differently).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<String>,
+    /// A continuous member's claim on its pending files holds until then (RFC 3339): it
+    /// commits none after, and a new owner of the partition deletes them only after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_until: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -68,6 +84,9 @@ pub struct Progress {
     touched: BTreeSet<i32>,
     /// False for a backfill that leaves progress alone: files are committed, nothing recorded.
     recording: bool,
+    /// Continuous members share partitions over time: every segment is claimed (recorded as
+    /// pending, compare-and-swap) before any of its files becomes visible.
+    claims: bool,
 }
 
 /// `_runner/progress/<group>/<topic>.json`; the group is escaped as a path segment.
@@ -92,7 +111,36 @@ impl Progress {
             version,
             touched: BTreeSet::new(),
             recording: true,
+            claims: false,
         })
+    }
+
+    /// Claims every segment before committing it (continuous members, see `claims`).
+    pub fn claim_segments(&mut self) {
+        self.claims = true;
+    }
+
+    /// Re-reads the record for partitions another member may have moved, keeping this
+    /// member's own; fails if one of those was moved by someone else.
+    pub fn refresh(&mut self) -> Result<(), ProgressError> {
+        self.merge_latest()
+    }
+
+    /// Lets go of a partition: its entry is no longer this member's to write.
+    pub fn release(&mut self, partition: i32) {
+        self.touched.remove(&partition);
+    }
+
+    /// A live claim of another member on `partition`: when it runs out.
+    pub fn claimed_until(&self, partition: i32) -> Option<chrono::DateTime<chrono::Utc>> {
+        let entry = self.state.partitions.get(&partition)?;
+        if entry.pending.is_empty() {
+            return None;
+        }
+        let until = entry.pending_until.as_deref()?;
+        let until = chrono::DateTime::parse_from_rfc3339(until).ok()?;
+        let until = until.with_timezone(&chrono::Utc);
+        (until > chrono::Utc::now()).then_some(until)
     }
 
     /// Stops recording: commits make files visible but never move the record.
@@ -133,6 +181,7 @@ impl Progress {
                 self.touched.insert(*partition);
                 changed = true;
             }
+            entry.pending_until = None;
         }
         if changed {
             self.save()?;
@@ -157,18 +206,29 @@ impl Progress {
                 next_offset: sealed.start,
                 ..PartitionProgress::default()
             });
-        if sealed.files.len() > 1 {
+        let claimed = self.claims && !sealed.files.is_empty();
+        let until = chrono::Utc::now() + CLAIM;
+        if sealed.files.len() > 1 || claimed {
             entry.pending = sealed.files.iter().map(|f| f.path.to_string()).collect();
+            entry.pending_until = claimed.then(|| until.to_rfc3339());
             self.save()?;
         }
         let mut written = Vec::with_capacity(sealed.files.len());
         for file in sealed.files {
+            if claimed && chrono::Utc::now() >= until {
+                return Err(ProgressError::ClaimExpired {
+                    topic: self.state.topic.clone(),
+                    partition: sealed.partition,
+                    seconds: CLAIM.as_secs(),
+                });
+            }
             written.push(file.commit(&self.sink)?);
         }
         let entry = self.state.partitions.entry(sealed.partition).or_default();
         entry.next_offset = sealed.next_offset;
         entry.updated_at = chrono::Utc::now().to_rfc3339();
         entry.pending.clear();
+        entry.pending_until = None;
         if let Some(file) = written.last() {
             entry.last_file = Some(file.path.clone());
         }

@@ -3,7 +3,7 @@
 
 use crate::cli::ScheduleArgs;
 use anyhow::Context;
-use runner::config::Config;
+use runner::config::{Config, JobConfig};
 use runner::jobs::{self, RunContext, RunOptions, Stop};
 use runner::schedule::scheduler::{Event, RunJob, Scheduler};
 use std::path::{Path, PathBuf};
@@ -34,15 +34,32 @@ pub fn run(
         .filter(|j| j.enabled && j.cron.is_some())
         .map(|j| j.name.as_str())
         .collect();
-    if scheduled.is_empty() {
+    let continuous: Vec<JobConfig> = config
+        .jobs
+        .iter()
+        .filter(|j| j.enabled && j.is_continuous())
+        .cloned()
+        .collect();
+    if scheduled.is_empty() && continuous.is_empty() {
         anyhow::bail!(
-            "no enabled job in {}/jobs has a schedule; add \"schedule\": \"*/15 * * * *\" to a job file (runner validate lists them)",
+            "no enabled job in {}/jobs has a schedule; add \"schedule\": \"*/15 * * * *\" (or \"continuous\") to a job file (runner validate lists them)",
             config.dir.display()
         );
     }
-    println!("scheduling jobs {}", scheduled.join(", "));
+    if !scheduled.is_empty() {
+        println!("scheduling jobs {}", scheduled.join(", "));
+    }
     let watched = watched_files(&config.dir);
     let ctx = Arc::new(RwLock::new(crate::context(config, rt, options.clone())?));
+    // Continuous jobs run from the start to SIGTERM; a reload does not restart them.
+    let hosted = match ctx.read() {
+        Ok(c) if !continuous.is_empty() => {
+            let names: Vec<&str> = continuous.iter().map(|j| j.name.as_str()).collect();
+            println!("running continuous jobs {}", names.join(", "));
+            crate::continuous_command::spawn(&c, &continuous)
+        }
+        _ => Vec::new(),
+    };
     let run_ctx = ctx.clone();
     let run: RunJob = Arc::new(move |job| {
         let ctx: RunContext = match run_ctx.read() {
@@ -102,6 +119,19 @@ pub fn run(
         while let Ok(event) = received.try_recv() {
             print_event(&event);
         }
+        // Continuous jobs drain on the same stop: seal, record, commit, leave the group.
+        let drained = tokio::task::spawn_blocking(move || {
+            hosted
+                .into_iter()
+                .map(crate::continuous_command::finish)
+                .all(|code| code == ExitCode::SUCCESS)
+        });
+        let finished = tokio::select! {
+            drained = drained => finished && drained.unwrap_or(false),
+            _ = tokio::time::sleep(grace) => false,
+            _ = terminate.recv() => false,
+            _ = interrupt.recv() => false,
+        };
         if finished {
             println!("stopped: every run finished and recorded its progress");
             Ok(ExitCode::SUCCESS)

@@ -39,6 +39,9 @@ pub struct JobConfig {
     pub limits: Limits,
     #[serde(default)]
     pub aggregate: Option<AggregateConfig>,
+    /// Settings of a job whose schedule is `continuous`.
+    #[serde(default)]
+    pub continuous: Option<ContinuousSettings>,
     #[serde(skip)]
     pub file: PathBuf,
     #[serde(skip)]
@@ -64,6 +67,63 @@ pub struct Limits {
     pub num_messages: Option<u64>,
     pub max_records_per_file: Option<u64>,
     pub max_bytes_per_file: Option<u64>,
+}
+
+/// The `schedule` of a job that runs as a long-lived consumer-group member.
+pub const CONTINUOUS: &str = "continuous";
+
+/// How a continuous job runs (`"schedule": "continuous"`); every field has a default.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ContinuousSettings {
+    /// A file is sealed and made visible at most this many seconds after it was opened, so
+    /// data lands within a known delay even on a quiet topic.
+    #[serde(default = "default_max_file_age")]
+    pub max_file_age_seconds: u64,
+    /// Group members (consumers) per topic in one process.
+    #[serde(default = "one")]
+    pub threads: usize,
+    /// Processes (pods) meant to run the job: the replicas of its Deployment.
+    #[serde(default = "one")]
+    pub workers: usize,
+    /// Records per decoded batch (8192 when absent).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// librdkafka's `max.poll.interval.ms` for the members.
+    #[serde(default)]
+    pub max_poll_interval_ms: Option<u64>,
+    /// Seconds between status lines.
+    #[serde(default = "default_status_interval")]
+    pub status_interval_seconds: u64,
+    /// The consumer group, instead of the topic's `group_id`.
+    #[serde(default)]
+    pub group_id: Option<String>,
+}
+
+impl Default for ContinuousSettings {
+    fn default() -> Self {
+        ContinuousSettings {
+            max_file_age_seconds: default_max_file_age(),
+            threads: 1,
+            workers: 1,
+            batch_size: None,
+            max_poll_interval_ms: None,
+            status_interval_seconds: default_status_interval(),
+            group_id: None,
+        }
+    }
+}
+
+fn default_max_file_age() -> u64 {
+    300
+}
+
+fn default_status_interval() -> u64 {
+    30
+}
+
+fn one() -> usize {
+    1
 }
 
 fn yes() -> bool {
@@ -157,6 +217,57 @@ pub(super) fn load_all(
     Ok(jobs)
 }
 
+fn validate_continuous(job: &mut JobConfig) -> Result<(), ConfigError> {
+    let invalid =
+        |field: &str, message: &str| ConfigError::invalid(&job.file, field, message.to_string());
+    if job.time_zone.is_some() {
+        return Err(invalid(
+            "time_zone",
+            "a continuous job has no schedule to read in a zone; remove it",
+        ));
+    }
+    if job.kind == JobKind::Aggregate {
+        return Err(invalid(
+            "schedule",
+            "continuous aggregate jobs are not available yet; give the job a cron schedule such as \"*/30 * * * * *\"",
+        ));
+    }
+    let settings = job
+        .continuous
+        .get_or_insert_with(ContinuousSettings::default);
+    let checks = [
+        (
+            "continuous.max_file_age_seconds",
+            settings.max_file_age_seconds == 0,
+        ),
+        ("continuous.threads", settings.threads == 0),
+        ("continuous.workers", settings.workers == 0),
+        ("continuous.batch_size", settings.batch_size == Some(0)),
+        (
+            "continuous.status_interval_seconds",
+            settings.status_interval_seconds == 0,
+        ),
+    ];
+    for (field, zero) in checks {
+        if zero {
+            return Err(invalid(field, "must be at least 1"));
+        }
+    }
+    if settings.group_id.as_deref().is_some_and(str::is_empty) {
+        return Err(invalid(
+            "continuous.group_id",
+            "is empty; remove it to use the topic's group_id",
+        ));
+    }
+    Ok(())
+}
+
+impl JobConfig {
+    pub fn is_continuous(&self) -> bool {
+        self.continuous.is_some()
+    }
+}
+
 fn validate(job: &mut JobConfig, topics: &[TopicConfig]) -> Result<(), ConfigError> {
     let file = job.file.clone();
     let invalid = |field: &str, message: String| ConfigError::invalid(&file, field, message);
@@ -174,7 +285,14 @@ fn validate(job: &mut JobConfig, topics: &[TopicConfig]) -> Result<(), ConfigErr
             ),
         ));
     }
-    if let Some(expr) = &job.schedule {
+    if job.schedule.as_deref() == Some(CONTINUOUS) {
+        validate_continuous(job)?;
+    } else if job.continuous.is_some() {
+        return Err(invalid(
+            "continuous",
+            "is only read with \"schedule\": \"continuous\"; set that or remove the block".into(),
+        ));
+    } else if let Some(expr) = &job.schedule {
         let cron = CronSchedule::parse(expr, job.time_zone.as_deref()).map_err(|m| {
             invalid(
                 if m.contains("IANA") {

@@ -2,6 +2,7 @@
 //! optional extensions. Everything is checked here, before any stage touches Kafka.
 
 mod connections;
+pub mod fleet;
 mod interpolate;
 pub mod jobs;
 mod partition_map;
@@ -10,7 +11,7 @@ mod strict_json;
 mod topics;
 
 pub use connections::{Connections, SaslConfig, SaslMechanism, Secret, SslConfig};
-pub use jobs::{JOBS_DIR, JobConfig, JobKind};
+pub use jobs::{ContinuousSettings, JOBS_DIR, JobConfig, JobKind};
 pub use partition_map::PartitionMap;
 pub use path_template::{DEFAULT_TEMPLATE, PathTemplate, Piece};
 pub use topics::{Compression, Format, OnDecodeError, TopicConfig};

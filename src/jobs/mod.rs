@@ -1,6 +1,7 @@
 //! Jobs compose the stages. `run_once` exports topics in parallel with bounded concurrency;
 //! a failing topic never stops the others.
 
+pub mod continuous;
 pub mod export;
 
 use crate::aggregate::{self, AggregateError, AggregateSummary};
@@ -16,15 +17,27 @@ use std::time::Duration;
 /// Asks running exports to stop after the file they are writing: they seal their open files,
 /// record progress for them and return. Clones share the flag.
 #[derive(Debug, Clone, Default)]
-pub struct Stop(Arc<AtomicBool>);
+pub struct Stop {
+    flag: Arc<AtomicBool>,
+    /// A child stops with its parent too, but stopping it leaves the parent running.
+    parent: Option<Box<Stop>>,
+}
 
 impl Stop {
     pub fn request(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.flag.store(true, Ordering::SeqCst);
     }
 
     pub fn requested(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.flag.load(Ordering::SeqCst) || self.parent.as_ref().is_some_and(|p| p.requested())
+    }
+
+    /// A stop for one job: requested by this one's signal, or on its own.
+    pub fn child(&self) -> Stop {
+        Stop {
+            flag: Arc::new(AtomicBool::new(false)),
+            parent: Some(Box::new(self.clone())),
+        }
     }
 }
 
@@ -113,21 +126,15 @@ impl JobOutcome {
 pub fn run_job(ctx: &RunContext, job: &JobConfig) -> JobOutcome {
     let span = tracing::info_span!("job", job = %job.name);
     let _entered = span.enter();
-    let mut ctx = ctx.clone();
-    if let Some(c) = job.concurrency {
-        ctx.options.concurrency = c;
-    }
-    if let Some(cfg) = &job.sink {
-        match Sink::open(cfg, ctx.sink.runtime()) {
-            Ok(sink) => ctx.sink = Arc::new(sink),
-            Err(e) => {
-                return JobOutcome {
-                    job: job.name.clone(),
-                    results: JobResults::Setup(e),
-                };
-            }
+    let ctx = match job_context(ctx, job) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            return JobOutcome {
+                job: job.name.clone(),
+                results: JobResults::Setup(e),
+            };
         }
-    }
+    };
     let topics = job.topics(&ctx.config.topics);
     let results = match job.kind {
         JobKind::Export => JobResults::Export(run_once(&ctx, &topics)),
@@ -158,6 +165,21 @@ pub fn run_job(ctx: &RunContext, job: &JobConfig) -> JobOutcome {
         job: job.name.clone(),
         results,
     }
+}
+
+/// The context of one job, with its overrides: its own sink, its concurrency.
+pub fn job_context(
+    ctx: &RunContext,
+    job: &JobConfig,
+) -> Result<RunContext, crate::sink::SinkError> {
+    let mut ctx = ctx.clone();
+    if let Some(c) = job.concurrency {
+        ctx.options.concurrency = c;
+    }
+    if let Some(cfg) = &job.sink {
+        ctx.sink = Arc::new(Sink::open(cfg, ctx.sink.runtime())?);
+    }
+    Ok(ctx)
 }
 
 /// Exports each topic once; results come back in the order of `topics`.
@@ -199,7 +221,7 @@ pub fn run_once(ctx: &RunContext, topics: &[TopicConfig]) -> Vec<TopicOutcome> {
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -22,6 +22,7 @@ use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The sink folder of records that could not be decoded, beside (not inside) topic folders.
 pub const DEAD_LETTERS: &str = "_dead_letters";
@@ -99,6 +100,8 @@ impl OpenFile {
 
 struct Segment {
     start: i64,
+    /// When its first file was opened: continuous jobs seal segments by age.
+    opened: Instant,
     /// The data rows' schema; `None` while the segment holds only dead letters.
     schema: Option<SchemaRef>,
     records: u64,
@@ -234,6 +237,52 @@ impl TopicWriter {
             .collect()
     }
 
+    /// Starts (or restarts) a partition at `offset`, as a new assignment does.
+    pub fn start_partition(&mut self, p: i32, offset: i64) {
+        self.open.remove(&p);
+        self.covered.insert(p, offset);
+        self.reported.insert(p, offset);
+    }
+
+    /// Seals the partition's open segment, if anything was read since the last seal.
+    pub fn seal_partition(&mut self, p: i32) -> Result<Option<Sealed>, WriteError> {
+        match self.covered.get(&p).copied() {
+            Some(next) if self.reported.get(&p) != Some(&next) || self.open.contains_key(&p) => {
+                Ok(Some(self.seal(p, next)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Forgets a partition: its open files are dropped unfinished, so they never become
+    /// visible (an unfinished upload is aborted).
+    pub fn abort_partition(&mut self, p: i32) {
+        self.open.remove(&p);
+        self.covered.remove(&p);
+        self.reported.remove(&p);
+    }
+
+    /// Seals the segments whose first file is older than `age`, so that data lands within a
+    /// known delay even on a quiet topic.
+    pub fn seal_aged(&mut self, age: Duration) -> Result<Vec<Sealed>, WriteError> {
+        let old: Vec<i32> = self
+            .open
+            .iter()
+            .filter(|(_, s)| s.opened.elapsed() >= age)
+            .map(|(p, _)| *p)
+            .collect();
+        let mut sealed = Vec::with_capacity(old.len());
+        for p in old {
+            sealed.extend(self.seal_partition(p)?);
+        }
+        Ok(sealed)
+    }
+
+    /// Files open now, over every partition.
+    pub fn open_files(&self) -> usize {
+        self.open.values().map(|s| s.files.len()).sum()
+    }
+
     /// Appends the dead letters from index `from` whose offsets are below `before`; returns
     /// the index of the first one left.
     fn append_dead(
@@ -288,6 +337,7 @@ impl TopicWriter {
         let start = self.covered.get(&p).copied().unwrap_or(0);
         let segment = self.open.entry(p).or_insert_with(|| Segment {
             start,
+            opened: Instant::now(),
             schema: schema.clone(),
             records: 0,
             files: BTreeMap::new(),

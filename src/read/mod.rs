@@ -1,4 +1,5 @@
-//! Reading: exactly the planned ranges, through one assigned (not subscribed) BaseConsumer.
+//! Reading: exactly the planned ranges, through one assigned (not subscribed) BaseConsumer;
+//! `group` reads continuously as a member of a consumer group.
 //!
 //! A partition is finished by position, not by counting messages: when a message at or past its
 //! end arrives, or at partition EOF, so compacted gaps and transaction markers cannot stall it.
@@ -11,6 +12,8 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+pub mod group;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -68,6 +71,8 @@ struct Pending {
     timestamps: Vec<Option<i64>>,
     keys: BinaryBuilder,
     values: BinaryBuilder,
+    /// When the oldest buffered record arrived.
+    first_at: Instant,
 }
 
 impl Pending {
@@ -80,8 +85,22 @@ impl Pending {
             timestamps: Vec::new(),
             keys: BinaryBuilder::new(),
             values: BinaryBuilder::new(),
+            first_at: Instant::now(),
         }
     }
+    /// Appends a message's columns; the partition is then covered up to after it.
+    fn push(&mut self, msg: &impl Message) {
+        let offset = msg.offset();
+        if self.offsets.is_empty() {
+            self.first_at = Instant::now();
+        }
+        self.offsets.push(offset);
+        self.timestamps.push(msg.timestamp().to_millis());
+        self.keys.append_option(msg.key());
+        self.values.append_option(msg.payload());
+        self.next = offset + 1;
+    }
+
     fn take(&mut self, partition: i32) -> RawBatch {
         RawBatch {
             partition,
@@ -185,11 +204,7 @@ impl BoundedReader {
                     self.finish(partition);
                     return Ok(());
                 }
-                p.offsets.push(offset);
-                p.timestamps.push(msg.timestamp().to_millis());
-                p.keys.append_option(msg.key());
-                p.values.append_option(msg.payload());
-                p.next = offset + 1;
+                p.push(&msg);
                 if p.next >= p.end {
                     self.finish(partition);
                 }

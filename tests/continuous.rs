@@ -1,0 +1,346 @@
+//! Continuous jobs as real processes in one consumer group on the mock cluster: members join,
+//! leave, are killed and restarted while a producer writes, and every record lands in the
+//! Parquet output exactly once; a quiet topic still gets its file by age; SIGTERM drains.
+
+mod common;
+
+use common::*;
+use runner::embedded::EmbeddedKafka;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const TOPIC: &str = "live";
+
+/// A config folder with a 6-partition JSON topic and a continuous job `live`.
+fn setup(kafka: &EmbeddedKafka, max_file_age: u64, records_per_file: u64) -> tempfile::TempDir {
+    kafka.create_topic(TOPIC, 6).unwrap();
+    let dir = config_for(
+        kafka,
+        serde_json::json!([{
+            "topic": TOPIC, "format": "json", "max_records_per_file": records_per_file
+        }]),
+    );
+    // A killed member's partitions move after the session timeout: keep it short here.
+    let connections = serde_json::json!({
+        "bootstrap_servers": kafka.bootstrap_servers(),
+        "kafka_properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
+    });
+    std::fs::write(dir.path().join("connections.json"), connections.to_string()).unwrap();
+    std::fs::create_dir(dir.path().join("jobs")).unwrap();
+    let job = serde_json::json!({
+        "kind": "export",
+        "schedule": "continuous",
+        "topics": [TOPIC],
+        "continuous": {"max_file_age_seconds": max_file_age, "status_interval_seconds": 1}
+    });
+    std::fs::write(dir.path().join("jobs/live.json"), job.to_string()).unwrap();
+    dir
+}
+
+/// A `runner continuous` process whose stderr goes to `<dir>/member-<name>.log`.
+struct Member {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Member {
+    fn start(dir: &Path, name: &str) -> Member {
+        let log = dir.join(format!("member-{name}.log"));
+        let child = runner_command(dir)
+            .args(["continuous", "--job", "live"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Member { child, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the member has been assigned partitions `times` times.
+    fn wait_assigned(&mut self, times: usize) {
+        let log = self.log.clone();
+        wait_until(60, "a member was not assigned partitions", || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches("partitions assigned")
+                .count()
+                >= times
+        });
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "{}",
+            self.log_text()
+        );
+    }
+
+    /// SIGTERM, then the exit code and how long the drain took.
+    fn terminate(mut self) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit within 60s after SIGTERM: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+fn wait_until(seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {seconds}s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Next offsets per partition in the progress record of group runner.live.
+fn recorded(out: &Path) -> Vec<i64> {
+    let path = out.join(format!("_runner/progress/runner.{TOPIC}/{TOPIC}.json"));
+    let record: serde_json::Value = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    (0..6)
+        .map(|p| {
+            record["partitions"][p.to_string()]["next_offset"]
+                .as_i64()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// Produces records round-robin over 6 partitions until stopped; counts them per partition.
+struct Producer {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<usize>>,
+    produced: Arc<AtomicUsize>,
+}
+
+impl Producer {
+    fn start(bootstrap: String) -> Producer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let produced = Arc::new(AtomicUsize::new(0));
+        let (flag, total) = (stop.clone(), produced.clone());
+        let handle = std::thread::spawn(move || {
+            let mut counts = vec![0usize; 6];
+            while !flag.load(Ordering::SeqCst) {
+                for (p, count) in counts.iter_mut().enumerate() {
+                    let records = numbered(p as i32, *count, 50);
+                    runner::embedded::produce(&bootstrap, TOPIC, records).unwrap();
+                    *count += 50;
+                    total.fetch_add(50, Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            counts
+        });
+        Producer {
+            stop,
+            handle,
+            produced,
+        }
+    }
+
+    fn wait_for(&self, at_least: usize) {
+        wait_until(60, "the producer did not get going", || {
+            self.produced.load(Ordering::SeqCst) >= at_least
+        });
+    }
+
+    fn finish(self) -> Vec<usize> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.join().unwrap()
+    }
+}
+
+fn expected(counts: &[usize]) -> Vec<(i32, std::ops::Range<i64>)> {
+    counts
+        .iter()
+        .enumerate()
+        .map(|(p, n)| (p as i32, 0..*n as i64))
+        .collect()
+}
+
+/// Counts rows and distinct (partition, offset) pairs with DuckDB, as a user would.
+fn duckdb_counts(out: &Path) -> (i64, i64) {
+    let query = format!(
+        "import duckdb; print(*duckdb.sql(\"select count(*), count(distinct (kafka_partition, kafka_offset)) from read_parquet('{}/{TOPIC}/**/*.parquet')\").fetchall()[0])",
+        out.display()
+    );
+    let result = Command::new("python3")
+        .args(["-c", &query])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "duckdb failed (install it with: bash tests/run.sh): {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let numbers: Vec<i64> = text
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn members_join_leave_and_die_while_a_producer_writes_and_every_record_lands_once() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let dir = setup(&kafka, 1, 400);
+    let out = dir.path().join("out");
+    let producer = Producer::start(kafka.bootstrap_servers());
+    producer.wait_for(600);
+
+    let mut a = Member::start(dir.path(), "a");
+    let mut b = Member::start(dir.path(), "b");
+    a.wait_assigned(1);
+    b.wait_assigned(1);
+    wait_until(60, "no progress was recorded", || {
+        recorded(&out).iter().sum::<i64>() > 0
+    });
+
+    // A third member joins, takes partitions, and leaves on SIGTERM.
+    let mut c = Member::start(dir.path(), "c");
+    c.wait_assigned(1);
+    let before = recorded(&out).iter().sum::<i64>();
+    wait_until(60, "progress stopped moving with three members", || {
+        recorded(&out).iter().sum::<i64>() > before
+    });
+    assert!(
+        (a.log_text() + &b.log_text())
+            .contains("partitions revoked after sealing and recording them"),
+        "the join moved no partition"
+    );
+    let (code, took) = c.terminate();
+    assert_eq!(code, Some(0), "the leaving member's exit code");
+    assert!(took < Duration::from_secs(30), "draining took {took:?}");
+
+    // One is killed outright and restarted: its unrecorded work is redone, once.
+    a.kill();
+    let mut a = Member::start(dir.path(), "a2");
+    a.wait_assigned(1);
+    let before = recorded(&out).iter().sum::<i64>();
+    wait_until(60, "progress stopped moving after the restart", || {
+        recorded(&out).iter().sum::<i64>() > before
+    });
+
+    let counts = producer.finish();
+    let total: usize = counts.iter().sum();
+    let target: Vec<i64> = counts.iter().map(|n| *n as i64).collect();
+    // A claim the killed member left waits out its end (up to 90 s) before it is redone.
+    wait_until(
+        180,
+        "the members did not catch up with the producer",
+        || recorded(&out) == target,
+    );
+    for member in [a, b] {
+        let log = member.log_text();
+        let (code, took) = member.terminate();
+        assert_eq!(code, Some(0), "{log}");
+        assert!(took < Duration::from_secs(30), "draining took {took:?}");
+    }
+
+    assert_rows_exactly(exported(&out, TOPIC), TOPIC, &expected(&counts));
+    assert_files_match_progress(&out, TOPIC, 6);
+    assert_eq!(duckdb_counts(&out), (total as i64, total as i64));
+}
+
+#[test]
+fn a_quiet_topic_gets_its_file_within_the_file_age() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let dir = setup(&kafka, 2, 1_000_000);
+    let out = dir.path().join("out");
+    kafka.produce(TOPIC, numbered(3, 0, 10)).unwrap();
+    let mut member = Member::start(dir.path(), "quiet");
+    member.wait_assigned(1);
+    let assigned = Instant::now();
+    // Far from any record or byte limit, only the file's age can seal it.
+    wait_until(30, "no file appeared on a quiet topic", || {
+        !parquet_files(&out.join(TOPIC)).is_empty()
+    });
+    let delay = assigned.elapsed();
+    eprintln!("file visible {delay:?} after the assignment (max_file_age_seconds 2)");
+    assert_eq!(recorded(&out)[3], 10, "progress covers the file");
+    assert!(
+        member.child.try_wait().unwrap().is_none(),
+        "the member is still running"
+    );
+    let (code, _) = member.terminate();
+    assert_eq!(code, Some(0));
+    assert_exactly(&out, TOPIC, &[(3, 0..10)]);
+}
+
+#[test]
+fn a_broker_outage_is_survived_and_sigterm_drains_with_exit_0() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let dir = setup(&kafka, 1, 500);
+    let out = dir.path().join("out");
+    for p in 0..6 {
+        kafka.produce(TOPIC, numbered(p, 0, 1000)).unwrap();
+    }
+    let mut member = Member::start(dir.path(), "outage");
+    member.wait_assigned(1);
+    wait_until(60, "no progress before the outage", || {
+        recorded(&out).iter().sum::<i64>() > 0
+    });
+    kafka.cluster().broker_down(1).unwrap();
+    // The outage lasts until the member has noticed it (it logs the transport failure).
+    wait_until(60, "the member did not notice the outage", || {
+        let log = member.log_text();
+        log.contains("Kafka reports a problem") || log.contains("partitions lost")
+    });
+    kafka.cluster().broker_up(1).unwrap();
+    for p in 0..6 {
+        kafka.produce(TOPIC, numbered(p, 1000, 1000)).unwrap();
+    }
+    wait_until(120, "the member did not catch up after the outage", || {
+        recorded(&out) == vec![2000; 6]
+    });
+    let (code, took) = member.terminate();
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(30), "draining took {took:?}");
+    let all: Vec<_> = (0..6).map(|p| (p, 0..2000)).collect();
+    assert_rows_exactly(exported(&out, TOPIC), TOPIC, &all);
+}
+
+#[test]
+fn once_refuses_a_named_continuous_job_and_skips_it_otherwise() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let dir = setup(&kafka, 1, 100);
+    let named = runner_command(dir.path())
+        .args(["once", "--job", "live"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&named.stderr);
+    assert_eq!(named.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("runner continuous --job live"), "{stderr}");
+    let all = runner_command(dir.path()).arg("once").output().unwrap();
+    assert!(
+        all.status.success(),
+        "{}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+    assert!(String::from_utf8_lossy(&all.stderr).contains("skipping a continuous job"));
+}
