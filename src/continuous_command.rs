@@ -5,7 +5,7 @@
 use crate::cli::{ContinuousArgs, FleetCommand};
 use crate::{EXIT_CONFIG, EXIT_FAILED};
 use runner::config::{Config, ConfigError, JobConfig};
-use runner::jobs::continuous::{self, MemberSummary};
+use runner::jobs::continuous::{self, ContinuousError, MemberSummary};
 use runner::jobs::export::ExportError;
 use runner::jobs::{RunContext, RunOptions, Stop};
 use std::process::ExitCode;
@@ -64,7 +64,7 @@ fn chosen(config: &Config, names: &[String]) -> Result<Vec<JobConfig>, ConfigErr
     Ok(jobs)
 }
 
-type Running = JoinHandle<(String, Result<MemberSummary, ExportError>)>;
+type Running = JoinHandle<(String, Result<MemberSummary, ContinuousError>)>;
 
 /// Starts each job on its own thread; they run until `ctx`'s stop is requested.
 pub fn spawn(ctx: &RunContext, jobs: &[JobConfig]) -> Vec<Running> {
@@ -75,7 +75,7 @@ pub fn spawn(ctx: &RunContext, jobs: &[JobConfig]) -> Vec<Running> {
                 let span = tracing::info_span!("job", job = %job.name);
                 let _entered = span.enter();
                 let result = runner::jobs::job_context(&ctx, &job)
-                    .map_err(|e| ExportError::Write(e.into()))
+                    .map_err(|e| ContinuousError::Export(ExportError::Write(e.into())))
                     .and_then(|ctx| continuous::run_job(&ctx, &job));
                 (job.name, result)
             })

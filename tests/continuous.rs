@@ -344,3 +344,148 @@ fn once_refuses_a_named_continuous_job_and_skips_it_otherwise() {
     );
     assert!(String::from_utf8_lossy(&all.stderr).contains("skipping a continuous job"));
 }
+
+/// A transaction of the aggregate test: account and integer amount follow from the sequence.
+fn transaction(partition: i32, seq: usize) -> runner::embedded::Record {
+    let (account, amount) = account_amount(partition, seq);
+    runner::embedded::Record {
+        partition: Some(partition),
+        key: Some(account.clone().into_bytes()),
+        value: Some(
+            serde_json::json!({"account": account, "amount": amount})
+                .to_string()
+                .into_bytes(),
+        ),
+        timestamp: None,
+    }
+}
+
+fn account_amount(partition: i32, seq: usize) -> (String, i64) {
+    (
+        format!("ACC{:02}", (seq * 7 + partition as usize) % 5),
+        (seq % 100) as i64 + 1,
+    )
+}
+
+#[test]
+fn continuous_totals_survive_a_kill_a_restart_and_a_rebalance() {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+    let kafka = EmbeddedKafka::start().unwrap();
+    let dir = setup(&kafka, 1, 100);
+    kafka.create_topic("totals", 1).unwrap();
+    let job = serde_json::json!({
+        "kind": "aggregate",
+        "schedule": "continuous",
+        "topics": [TOPIC],
+        "aggregate": {
+            "group_by": ["account"],
+            "compute": ["sum(amount) as total", "count(*) as n"],
+            "mode": "cumulative",
+            "outputs": {"log": true, "topic": "totals", "parquet": "totals"}
+        },
+        "continuous": {"save_interval_seconds": 1, "snapshot_interval_seconds": 1, "status_interval_seconds": 1}
+    });
+    std::fs::write(dir.path().join("jobs/live.json"), job.to_string()).unwrap();
+    let out = dir.path().join("out");
+    let state_file = out.join(format!("_runner/aggregates/live/{TOPIC}.json"));
+    let state = || -> serde_json::Value {
+        std::fs::read(&state_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    };
+    let saved = || -> Vec<i64> {
+        (0..6)
+            .map(|p| state()["offsets"][p.to_string()].as_i64().unwrap_or(0))
+            .collect()
+    };
+
+    // Records keep coming while members join, die and restart.
+    let bootstrap = kafka.bootstrap_servers();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let producer = std::thread::spawn(move || {
+        let mut counts = vec![0usize; 6];
+        while !flag.load(Ordering::SeqCst) {
+            for (p, count) in counts.iter_mut().enumerate() {
+                let records = (*count..*count + 40).map(|s| transaction(p as i32, s));
+                runner::embedded::produce(&bootstrap, TOPIC, records).unwrap();
+                *count += 40;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        counts
+    });
+    let mut a = Member::start(dir.path(), "a");
+    a.wait_assigned(1);
+    wait_until(60, "no totals were saved", || {
+        saved().iter().sum::<i64>() > 0
+    });
+    let mut b = Member::start(dir.path(), "b");
+    b.wait_assigned(1);
+    let before = saved().iter().sum::<i64>();
+    wait_until(60, "totals stopped moving with two members", || {
+        saved().iter().sum::<i64>() > before
+    });
+    a.kill();
+    let mut a = Member::start(dir.path(), "a2");
+    a.wait_assigned(1);
+    stop.store(true, Ordering::SeqCst);
+    let counts = producer.join().unwrap();
+    let target: Vec<i64> = counts.iter().map(|n| *n as i64).collect();
+    wait_until(120, "the totals did not catch up with the producer", || {
+        saved() == target
+    });
+    let logs = a.log_text() + &b.log_text();
+    for member in [a, b] {
+        let (code, _) = member.terminate();
+        assert_eq!(code, Some(0));
+    }
+
+    let mut expected = std::collections::BTreeMap::<String, (i64, i64)>::new();
+    for (p, n) in counts.iter().enumerate() {
+        for seq in 0..*n {
+            let (account, amount) = account_amount(p as i32, seq);
+            let entry = expected.entry(account).or_default();
+            entry.0 += amount;
+            entry.1 += 1;
+        }
+    }
+    // The saved totals, as the state points to them.
+    let totals_file = out.join(state()["totals"].as_str().expect("a totals file"));
+    let mut saved_totals = std::collections::BTreeMap::new();
+    for batch in file_batches(&totals_file) {
+        let accounts = column(&batch, "account").as_string::<i32>();
+        let totals = column(&batch, "total").as_primitive::<Int64Type>();
+        let counts = column(&batch, "n").as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            saved_totals.insert(
+                accounts.value(i).to_string(),
+                (totals.value(i), counts.value(i)),
+            );
+        }
+    }
+    assert_eq!(
+        saved_totals, expected,
+        "saved totals against the produced records"
+    );
+    // The topic holds each account's latest total last (a compacted topic keeps that one).
+    let mut published = std::collections::BTreeMap::new();
+    for (key, value) in consume_all(&kafka.bootstrap_servers(), "totals", usize::MAX) {
+        let value: serde_json::Value = serde_json::from_str(&value).unwrap();
+        published.insert(
+            key,
+            (
+                value["total"].as_i64().unwrap(),
+                value["n"].as_i64().unwrap(),
+            ),
+        );
+    }
+    assert_eq!(published, expected, "latest totals on the output topic");
+    assert!(logs.contains("account=ACC00 total="), "no total in the log");
+    assert!(
+        !parquet_files(&out.join("totals")).is_empty(),
+        "no Parquet snapshot"
+    );
+}

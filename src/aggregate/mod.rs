@@ -242,7 +242,7 @@ pub fn run(
     Ok(summary)
 }
 
-fn dead_reason(decoded: &crate::decode::Decoded) -> String {
+pub(crate) fn dead_reason(decoded: &crate::decode::Decoded) -> String {
     use arrow::array::AsArray;
     decoded
         .dead

@@ -62,7 +62,8 @@ pub fn to_topic(
     send_all(connections, topic, records)
 }
 
-fn keys(totals: &RecordBatch, group_count: usize) -> Vec<String> {
+/// Each row's group as text: the value for one group column, a JSON array for several.
+pub fn keys(totals: &RecordBatch, group_count: usize) -> Vec<String> {
     let options = FormatOptions::default().with_null("null");
     let formatters: Vec<_> = totals.columns()[..group_count.min(totals.num_columns())]
         .iter()

@@ -95,9 +95,16 @@ pub struct ContinuousSettings {
     /// Seconds between status lines.
     #[serde(default = "default_status_interval")]
     pub status_interval_seconds: u64,
-    /// The consumer group, instead of the topic's `group_id`.
+    /// The consumer group, instead of the topic's `group_id` (`runner.aggregate.<job>` for
+    /// an aggregate).
     #[serde(default)]
     pub group_id: Option<String>,
+    /// Aggregates: seconds between saves of the running totals (and their outputs).
+    #[serde(default = "default_save_interval")]
+    pub save_interval_seconds: u64,
+    /// Aggregates: seconds between Parquet snapshots of the whole totals.
+    #[serde(default = "default_max_file_age")]
+    pub snapshot_interval_seconds: u64,
 }
 
 impl Default for ContinuousSettings {
@@ -110,12 +117,18 @@ impl Default for ContinuousSettings {
             max_poll_interval_ms: None,
             status_interval_seconds: default_status_interval(),
             group_id: None,
+            save_interval_seconds: default_save_interval(),
+            snapshot_interval_seconds: default_max_file_age(),
         }
     }
 }
 
 fn default_max_file_age() -> u64 {
     300
+}
+
+fn default_save_interval() -> u64 {
+    10
 }
 
 fn default_status_interval() -> u64 {
@@ -226,12 +239,6 @@ fn validate_continuous(job: &mut JobConfig) -> Result<(), ConfigError> {
             "a continuous job has no schedule to read in a zone; remove it",
         ));
     }
-    if job.kind == JobKind::Aggregate {
-        return Err(invalid(
-            "schedule",
-            "continuous aggregate jobs are not available yet; give the job a cron schedule such as \"*/30 * * * * *\"",
-        ));
-    }
     let settings = job
         .continuous
         .get_or_insert_with(ContinuousSettings::default);
@@ -246,6 +253,14 @@ fn validate_continuous(job: &mut JobConfig) -> Result<(), ConfigError> {
         (
             "continuous.status_interval_seconds",
             settings.status_interval_seconds == 0,
+        ),
+        (
+            "continuous.save_interval_seconds",
+            settings.save_interval_seconds == 0,
+        ),
+        (
+            "continuous.snapshot_interval_seconds",
+            settings.snapshot_interval_seconds == 0,
         ),
     ];
     for (field, zero) in checks {
