@@ -456,3 +456,48 @@ fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<
         .map(|e| e.offset().to_raw().unwrap_or(-1))
         .collect()
 }
+
+#[test]
+fn a_small_write_buffer_flushes_row_groups_early_and_writes_the_same_rows() {
+    let kafka = kafka_with("wide", 6, 3000);
+    let rt = runtime();
+    let (roomy, tight) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let topics = [topic(json!({"topic": "wide", "format": "json"}))];
+    let mut ctx = context(&kafka.bootstrap_servers(), roomy.path(), &rt);
+    assert_eq!(records(&run(&ctx, &topics)), 18_000);
+    ctx = context(&kafka.bootstrap_servers(), tight.path(), &rt);
+    // Another group, the same records; buffers over all six open files capped at 64 KiB.
+    let topics = [topic(
+        json!({"topic": "wide", "format": "json", "group_id": "tight"}),
+    )];
+    ctx.options.write_buffer_bytes = 64 * 1024;
+    assert_eq!(records(&run(&ctx, &topics)), 18_000);
+
+    let all: Vec<_> = (0..6).map(|p| (p, 0..3000)).collect();
+    assert_exactly(roomy.path(), "wide", &all);
+    assert_exactly(tight.path(), "wide", &all);
+    assert_eq!(
+        batches(roomy.path(), "wide"),
+        batches(tight.path(), "wide"),
+        "the same rows, values and types either way"
+    );
+    let row_groups = |dir: &std::path::Path| -> usize {
+        parquet_files(dir)
+            .iter()
+            .map(|f| {
+                let file = std::fs::File::open(f).unwrap();
+                let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+                parquet::file::reader::FileReader::metadata(&reader).num_row_groups()
+            })
+            .sum()
+    };
+    assert_eq!(
+        row_groups(&roomy.path().join("wide")),
+        6,
+        "one row group per file"
+    );
+    assert!(
+        row_groups(&tight.path().join("wide")) > 12,
+        "the budget wrote row groups out early"
+    );
+}

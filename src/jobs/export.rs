@@ -8,7 +8,7 @@ use crate::kafka;
 use crate::lock::{self, LockError};
 use crate::plan::{self, PlanError, TopicPlan};
 use crate::progress::{Progress, ProgressError};
-use crate::read::{BoundedReader, ReadError};
+use crate::read::{BoundedReader, Prefetch, ReadError};
 use crate::write::{Sealed, TopicWriter, WriteError};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -118,8 +118,10 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
     );
     if plan.count() > 0 {
         let options = &ctx.options;
-        let mut reader =
+        let reader =
             BoundedReader::start(consumer, &plan, options.batch_rows, options.stall_timeout)?;
+        // Reading runs a few batches ahead on its own thread: two cores at work.
+        let mut reader = Prefetch::start(reader, 4);
         let mut decoder = Decoder::new(topic, ctx.registry.clone());
         let dead_letter_topic = match &topic.dead_letter_topic {
             Some(name) => Some(DeadLetterTopic::new(&ctx.config.connections, name)?),
@@ -169,6 +171,7 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
 fn writer(ctx: &RunContext, topic: &TopicConfig, plan: &TopicPlan, recording: bool) -> TopicWriter {
     let starts = plan.to_read().map(|p| (p.partition, p.start)).collect();
     let mut writer = TopicWriter::new(ctx.sink.clone(), topic, starts);
+    writer.set_buffer_budget(ctx.options.write_buffer_bytes);
     if !recording {
         for p in plan.to_read() {
             writer.tag_files(p.partition, &format!("backfill-to-{}", p.end));

@@ -61,6 +61,8 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// Progress bars or progress log lines of long runs.
     pub meter: crate::meter::Meter,
+    /// Encoded rows a topic buffers over its open files before writing row groups out.
+    pub write_buffer_bytes: usize,
 }
 
 impl Default for RunOptions {
@@ -75,6 +77,7 @@ impl Default for RunOptions {
             backfill: None,
             shard: None,
             meter: crate::meter::Meter::default(),
+            write_buffer_bytes: crate::write::MAX_BUFFERED_BYTES,
         }
     }
 }

@@ -11,6 +11,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub mod group;
@@ -115,12 +119,16 @@ impl Pending {
 }
 
 pub struct BoundedReader {
-    consumer: BaseConsumer,
+    consumer: Arc<BaseConsumer>,
     topic: String,
     batch_rows: usize,
     stall_timeout: Duration,
     partitions: BTreeMap<i32, Pending>,
+    /// Partitions whose batch is full or whose range is done, newest last.
+    ready: Vec<i32>,
     last_data: Instant,
+    /// Set when the batches are no longer wanted (see `Prefetch`).
+    cancel: Arc<AtomicBool>,
 }
 
 impl BoundedReader {
@@ -146,12 +154,14 @@ impl BoundedReader {
             source,
         })?;
         Ok(BoundedReader {
-            consumer,
+            consumer: Arc::new(consumer),
             topic: plan.topic.clone(),
             batch_rows: batch_rows.max(1),
             stall_timeout,
             partitions,
+            ready: Vec::new(),
             last_data: Instant::now(),
+            cancel: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -166,24 +176,30 @@ impl BoundedReader {
             if let Some(batch) = self.ready_batch() {
                 return Ok(Some(batch));
             }
-            if self.partitions.is_empty() {
+            if self.partitions.is_empty() || self.cancel.load(Ordering::Relaxed) {
                 return Ok(None);
             }
             self.poll_once()?;
         }
     }
 
+    /// The batch of a partition that filled up or finished since the last call. Only the
+    /// partition a message just went to can have become ready, so nothing is scanned.
     fn ready_batch(&mut self) -> Option<RawBatch> {
-        let (&partition, _) = self
-            .partitions
-            .iter()
-            .find(|(_, p)| p.done || p.offsets.len() >= self.batch_rows)?;
-        let pending = self.partitions.get_mut(&partition)?;
-        let batch = pending.take(partition);
-        if pending.done {
-            self.partitions.remove(&partition);
+        while let Some(partition) = self.ready.pop() {
+            let Some(pending) = self.partitions.get_mut(&partition) else {
+                continue;
+            };
+            if !pending.done && pending.offsets.len() < self.batch_rows {
+                continue;
+            }
+            let batch = pending.take(partition);
+            if pending.done {
+                self.partitions.remove(&partition);
+            }
+            return Some(batch);
         }
-        Some(batch)
+        None
     }
 
     fn poll_once(&mut self) -> Result<(), ReadError> {
@@ -207,6 +223,8 @@ impl BoundedReader {
                 p.push(&msg);
                 if p.next >= p.end {
                     self.finish(partition);
+                } else if p.offsets.len() >= self.batch_rows {
+                    self.ready.push(partition);
                 }
                 Ok(())
             }
@@ -241,6 +259,7 @@ impl BoundedReader {
     fn finish(&mut self, partition: i32) {
         if let Some(p) = self.partitions.get_mut(&partition) {
             p.done = true;
+            self.ready.push(partition);
         }
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.topic, partition);
@@ -281,5 +300,68 @@ impl BoundedReader {
             end: p.1,
             seconds: self.stall_timeout.as_secs(),
         })
+    }
+}
+
+/// A reader on its own thread, up to `ahead` batches ahead of the caller, so that reading and
+/// the caller's decoding and writing run on two cores. Batches arrive in the reader's order;
+/// dropping it stops the thread.
+pub struct Prefetch {
+    /// `None` only while dropping.
+    batches: Option<Receiver<Result<RawBatch, ReadError>>>,
+    consumer: Arc<BaseConsumer>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Prefetch {
+    pub fn start(mut reader: BoundedReader, ahead: usize) -> Prefetch {
+        let (send, batches) = sync_channel(ahead.max(1));
+        let (consumer, cancel) = (reader.consumer.clone(), reader.cancel.clone());
+        let span = tracing::Span::current();
+        let thread = std::thread::spawn(move || {
+            let _entered = span.enter();
+            loop {
+                let next = reader.next_batch().transpose();
+                let end = !matches!(next, Some(Ok(_)));
+                if let Some(item) = next
+                    && send.send(item).is_err()
+                {
+                    return;
+                }
+                if end {
+                    return;
+                }
+            }
+        });
+        Prefetch {
+            batches: Some(batches),
+            consumer,
+            cancel,
+            thread: Some(thread),
+        }
+    }
+
+    /// As `BoundedReader::next_batch`.
+    pub fn next_batch(&mut self) -> Result<Option<RawBatch>, ReadError> {
+        match &self.batches {
+            Some(batches) => batches.recv().ok().transpose(),
+            None => Ok(None),
+        }
+    }
+
+    pub fn consumer(&self) -> &BaseConsumer {
+        &self.consumer
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        // A send into a closed channel fails, so the thread ends even if it was blocked.
+        drop(self.batches.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

@@ -72,7 +72,11 @@ impl ExportWork {
             topic: topic.clone(),
             buffers: Buffers::new(batch_rows, linger),
             decoder: Decoder::new(topic, ctx.registry.clone()),
-            writer: TopicWriter::new(ctx.sink.clone(), topic, BTreeMap::new()),
+            writer: {
+                let mut writer = TopicWriter::new(ctx.sink.clone(), topic, BTreeMap::new());
+                writer.set_buffer_budget(ctx.options.write_buffer_bytes);
+                writer
+            },
             progress,
             dead_letter_topic,
             planner,

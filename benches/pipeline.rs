@@ -1,0 +1,230 @@
+//! The export pipeline against the broker's ceiling: `cargo bench --bench pipeline`.
+//!
+//! A child process runs librdkafka's mock cluster and the in-process Schema Registry (so the
+//! broker never shares runner's process) and loads PIPELINE_RECORDS (default 300,000) records
+//! of a 20-field schema into one topic per format, each of PIPELINE_PARTITIONS (default 32)
+//! partitions: Avro in Schema Registry framing, Protobuf (unframed, with its .proto), JSON, and
+//! the JSON bytes as raw. Then, per format, Debian's `kcat -C -e` reads the topic (the bare
+//! consume ceiling) and `runner once --topic` exports it to zstd Parquet in a local folder,
+//! each as its own process: records/s, CPU seconds per million records (user + system, from
+//! wait4) and peak RSS (VmHWM). PIPELINE_FORMATS (default `avro,protobuf,json,raw`) picks;
+//! PIPELINE_BASELINE=<another runner binary> adds its rows, measured in the same run.
+
+#[allow(dead_code)]
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn main() {
+    if std::env::var("BENCH_CHILD").as_deref() == Ok("broker") {
+        broker();
+        return;
+    }
+    // `cargo bench` passes --bench; `cargo test --all-targets` only checks that this builds.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let records: usize = env("PIPELINE_RECORDS", "300000").parse().unwrap();
+    let formats = env("PIPELINE_FORMATS", "avro,protobuf,json,raw");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_CHILD", "broker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    let (bootstrap, registry) = ready
+        .strip_prefix("ready ")
+        .and_then(|r| r.split_once(' '))
+        .expect("the broker child announces itself");
+    println!(
+        "{records} records per topic, {} partitions, broker {bootstrap} (its own process)\n",
+        env("PIPELINE_PARTITIONS", "32")
+    );
+    println!("| format | what | records/s | of kcat | CPU s per million records | peak RSS |");
+    println!("|---|---|---|---|---|---|");
+    let runs: usize = env("PIPELINE_RUNS", "3").parse().unwrap();
+    let baseline = std::env::var("PIPELINE_BASELINE").ok();
+    let mut group = 0;
+    for format in formats.split(',') {
+        let topic = format!("bench-{format}");
+        let (mut kcat, mut current, mut before) = (Vec::new(), Vec::new(), Vec::new());
+        // Interleaved, so that the machine's drift hits every row alike; medians reported.
+        for _ in 0..runs {
+            kcat.push(measure(
+                Command::new("kcat")
+                    .args([
+                        "-C",
+                        "-b",
+                        bootstrap,
+                        "-t",
+                        &topic,
+                        "-o",
+                        "beginning",
+                        "-e",
+                        "-q",
+                    ])
+                    .args(["-f", "%o\n"])
+                    .stdout(Stdio::null()),
+            ));
+            group += 1;
+            current.push(export(
+                env!("CARGO_BIN_EXE_runner"),
+                bootstrap,
+                registry,
+                format,
+                group,
+            ));
+            if let Some(binary) = &baseline {
+                group += 1;
+                before.push(export(binary, bootstrap, registry, format, group));
+            }
+        }
+        let kcat = median(kcat);
+        row(format, "kcat -C -e (ceiling)", records, &kcat, &kcat);
+        row(format, "runner once", records, &median(current), &kcat);
+        if !before.is_empty() {
+            row(
+                format,
+                "baseline runner once",
+                records,
+                &median(before),
+                &kcat,
+            );
+        }
+    }
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+/// `runner once` of `binary` over one format's topic, as a new group into a new folder.
+fn export(binary: &str, bootstrap: &str, registry: &str, format: &str, group: usize) -> Measured {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), bootstrap, registry, format, group);
+    measure(
+        Command::new(binary)
+            .args(["--config-dir", &dir.path().to_string_lossy()])
+            .args(["--progress", "off", "once"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null()),
+    )
+}
+
+/// The run with the median wall time.
+fn median(mut runs: Vec<Measured>) -> Measured {
+    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    runs.swap_remove(runs.len() / 2)
+}
+
+/// Writes connections.json and topics.json for one format's topic, read by a new group.
+fn config(dir: &Path, bootstrap: &str, registry: &str, format: &str, group: usize) {
+    let connections = serde_json::json!({
+        "bootstrap_servers": bootstrap, "schema_registry_url": registry, "storage_url": "out"
+    });
+    let topic = format!("bench-{format}");
+    let mut entry =
+        serde_json::json!({"topic": topic, "format": format, "group_id": format!("bench-{group}")});
+    if format == "protobuf" {
+        std::fs::write(dir.join("payment.proto"), fixtures::PROTO).unwrap();
+        entry["schema_file"] = "payment.proto".into();
+        entry["message"] = "Payment".into();
+    }
+    std::fs::write(dir.join("connections.json"), connections.to_string()).unwrap();
+    std::fs::write(
+        dir.join("topics.json"),
+        serde_json::json!([entry]).to_string(),
+    )
+    .unwrap();
+}
+
+struct Measured {
+    seconds: f64,
+    cpu: f64,
+    peak_kb: u64,
+}
+
+/// Runs a child to completion: wall time, its own CPU time (wait4) and peak RSS (VmHWM).
+fn measure(cmd: &mut Command) -> Measured {
+    let started = Instant::now();
+    // Reaped below with wait4, which also reports the child's own CPU time.
+    let pid = cmd.spawn().unwrap().id() as i32;
+    let status_file = format!("/proc/{pid}/status");
+    let mut peak_kb = 0;
+    loop {
+        // WNOHANG: reap when done, and keep sampling VmHWM until then.
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: pid is this process's own child; status and usage are valid out-pointers.
+        let done = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if done == pid {
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "{cmd:?} failed"
+            );
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            return Measured {
+                seconds: started.elapsed().as_secs_f64(),
+                cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
+                peak_kb,
+            };
+        }
+        let hwm = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        });
+        peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn row(format: &str, what: &str, records: usize, m: &Measured, ceiling: &Measured) {
+    println!(
+        "| {format} | {what} | {:.0} | {:.2} | {:.2} | {:.1} MB |",
+        records as f64 / m.seconds,
+        ceiling.seconds / m.seconds,
+        m.cpu / (records as f64 / 1e6),
+        m.peak_kb as f64 / 1024.0
+    );
+}
+
+/// The broker process: mock cluster and registry, one loaded topic per format; runs until its
+/// stdin closes.
+fn broker() {
+    let records: usize = env("PIPELINE_RECORDS", "300000").parse().unwrap();
+    let partitions: i32 = env("PIPELINE_PARTITIONS", "32").parse().unwrap();
+    let formats = env("PIPELINE_FORMATS", "avro,protobuf,json,raw");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kafka = runner::embedded::EmbeddedKafka::start().unwrap();
+    let (server, registry) = fixtures::registry(&rt);
+    let values = fixtures::Values::new(&registry, "bench-avro-value");
+    for format in formats.split(',') {
+        let topic = format!("bench-{format}");
+        kafka.create_topic(&topic, partitions).unwrap();
+        let batch = (0..records).map(|i| runner::embedded::Record {
+            partition: Some(i as i32 % partitions),
+            key: Some(format!("ACC{:06}", i % 50_000).into_bytes()),
+            value: Some(values.encode(format, i)),
+            timestamp: Some(1_795_384_800_000 + i as i64),
+        });
+        kafka.produce(&topic, batch).unwrap();
+        eprintln!("loaded {records} {format} records into {topic}");
+    }
+    println!("ready {} {}", kafka.bootstrap_servers(), server.url());
+    std::io::stdout().flush().unwrap();
+    let mut sink = String::new();
+    while std::io::stdin()
+        .read_line(&mut sink)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {}
+}

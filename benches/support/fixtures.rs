@@ -1,0 +1,194 @@
+//! The benchmarks' 20-field record in each format, and a Schema Registry to frame Avro with.
+
+use prost::Message;
+use prost_reflect::{DynamicMessage, Value as PValue};
+use runner::registry::{EmbeddedRegistry, Registry, SchemaType};
+use std::sync::Arc;
+
+pub const AVRO: &str = r#"{"type": "record", "name": "Payment", "fields": [
+  {"name": "id", "type": "long"}, {"name": "account", "type": "string"},
+  {"name": "amount", "type": "double"}, {"name": "currency", "type": "string"},
+  {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+  {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["NEW", "DONE", "FAILED"]}},
+  {"name": "channel", "type": "string"}, {"name": "country", "type": "string"},
+  {"name": "city", "type": "string"}, {"name": "zip", "type": "int"},
+  {"name": "merchant", "type": "string"}, {"name": "category", "type": "string"},
+  {"name": "mcc", "type": "int"}, {"name": "card_last4", "type": "string"},
+  {"name": "approved", "type": "boolean"}, {"name": "fee", "type": "double"},
+  {"name": "tax", "type": "double"}, {"name": "note", "type": ["null", "string"]},
+  {"name": "reference", "type": "string"}, {"name": "score", "type": "double"}]}"#;
+
+pub const PROTO: &str = r#"syntax = "proto3";
+message Payment {
+  int64 id = 1; string account = 2; double amount = 3; string currency = 4; int64 ts = 5;
+  enum Status { NEW = 0; DONE = 1; FAILED = 2; } Status status = 6;
+  string channel = 7; string country = 8; string city = 9; int32 zip = 10;
+  string merchant = 11; string category = 12; int32 mcc = 13; string card_last4 = 14;
+  bool approved = 15; double fee = 16; double tax = 17; optional string note = 18;
+  string reference = 19; double score = 20;
+}"#;
+
+pub struct Fields {
+    id: i64,
+    account: String,
+    amount: f64,
+    ts: i64,
+    status: u32,
+    city: String,
+    zip: i32,
+    merchant: String,
+    mcc: i32,
+    last4: String,
+    note: Option<String>,
+    reference: String,
+}
+
+pub fn fields(i: usize) -> Fields {
+    Fields {
+        id: i as i64,
+        account: format!("ACC{:06}", i % 50_000),
+        amount: (i % 10_000) as f64 / 7.0,
+        ts: 1_795_384_800_000 + i as i64,
+        status: (i % 3) as u32,
+        city: format!("city{}", i % 500),
+        zip: (i % 99_999) as i32,
+        merchant: format!("merchant-{}", i % 2_000),
+        mcc: (5000 + i % 999) as i32,
+        last4: format!("{:04}", i % 10_000),
+        note: i.is_multiple_of(4).then(|| format!("note {i}")),
+        reference: format!("REF-{i:012}"),
+    }
+}
+
+pub fn json(f: &Fields) -> Vec<u8> {
+    let status = ["NEW", "DONE", "FAILED"][f.status as usize];
+    serde_json::json!({
+        "id": f.id, "account": f.account, "amount": f.amount, "currency": "EUR", "ts": f.ts,
+        "status": status, "channel": "web",
+        "country": "FR", "city": f.city, "zip": f.zip, "merchant": f.merchant,
+        "category": "groceries", "mcc": f.mcc, "card_last4": f.last4, "approved": f.id % 5 != 0,
+        "fee": 0.25, "tax": f.amount * 0.2, "note": f.note, "reference": f.reference,
+        "score": 0.5
+    })
+    .to_string()
+    .into_bytes()
+}
+
+pub fn avro_value(f: &Fields) -> apache_avro::types::Value {
+    use apache_avro::types::Value as V;
+    let s = |x: &str| V::String(x.to_string());
+    V::Record(vec![
+        ("id".into(), V::Long(f.id)),
+        ("account".into(), s(&f.account)),
+        ("amount".into(), V::Double(f.amount)),
+        ("currency".into(), s("EUR")),
+        ("ts".into(), V::TimestampMillis(f.ts)),
+        (
+            "status".into(),
+            V::Enum(
+                f.status,
+                ["NEW", "DONE", "FAILED"][f.status as usize].into(),
+            ),
+        ),
+        ("channel".into(), s("web")),
+        ("country".into(), s("FR")),
+        ("city".into(), s(&f.city)),
+        ("zip".into(), V::Int(f.zip)),
+        ("merchant".into(), s(&f.merchant)),
+        ("category".into(), s("groceries")),
+        ("mcc".into(), V::Int(f.mcc)),
+        ("card_last4".into(), s(&f.last4)),
+        ("approved".into(), V::Boolean(f.id % 5 != 0)),
+        ("fee".into(), V::Double(0.25)),
+        ("tax".into(), V::Double(f.amount * 0.2)),
+        (
+            "note".into(),
+            match &f.note {
+                Some(n) => V::Union(1, Box::new(s(n))),
+                None => V::Union(0, Box::new(V::Null)),
+            },
+        ),
+        ("reference".into(), s(&f.reference)),
+        ("score".into(), V::Double(0.5)),
+    ])
+}
+
+pub fn proto(d: &prost_reflect::MessageDescriptor, f: &Fields) -> Vec<u8> {
+    let mut m = DynamicMessage::new(d.clone());
+    let mut set = |name: &str, v: PValue| m.set_field_by_name(name, v);
+    set("id", PValue::I64(f.id));
+    set("account", PValue::String(f.account.clone()));
+    set("amount", PValue::F64(f.amount));
+    set("currency", PValue::String("EUR".into()));
+    set("ts", PValue::I64(f.ts));
+    set("status", PValue::EnumNumber(f.status as i32));
+    set("channel", PValue::String("web".into()));
+    set("country", PValue::String("FR".into()));
+    set("city", PValue::String(f.city.clone()));
+    set("zip", PValue::I32(f.zip));
+    set("merchant", PValue::String(f.merchant.clone()));
+    set("category", PValue::String("groceries".into()));
+    set("mcc", PValue::I32(f.mcc));
+    set("card_last4", PValue::String(f.last4.clone()));
+    set("approved", PValue::Bool(f.id % 5 != 0));
+    set("fee", PValue::F64(0.25));
+    set("tax", PValue::F64(f.amount * 0.2));
+    if let Some(n) = &f.note {
+        set("note", PValue::String(n.clone()));
+    }
+    set("reference", PValue::String(f.reference.clone()));
+    set("score", PValue::F64(0.5));
+    m.encode_to_vec()
+}
+
+/// The in-process registry and a client of it.
+pub fn registry(rt: &tokio::runtime::Runtime) -> (EmbeddedRegistry, Arc<Registry>) {
+    let server = EmbeddedRegistry::start(rt.handle()).unwrap();
+    let connections: runner::config::Connections = serde_json::from_value(
+        serde_json::json!({"bootstrap_servers": "unused", "schema_registry_url": server.url()}),
+    )
+    .unwrap();
+    let registry = Registry::from_connections(&connections, rt.handle().clone())
+        .unwrap()
+        .unwrap();
+    (server, Arc::new(registry))
+}
+
+/// Encodes record `i` in each format: Avro framed under a registered subject, unframed
+/// Protobuf, JSON (also the bytes of `raw`).
+pub struct Values {
+    pub avro_id: u32,
+    avro_schema: apache_avro::Schema,
+    pub payment: prost_reflect::MessageDescriptor,
+}
+
+impl Values {
+    pub fn new(registry: &Registry, subject: &str) -> Values {
+        let avro_id = registry.register(subject, SchemaType::Avro, AVRO).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.proto"), PROTO).unwrap();
+        let fds = protox::compile(["p.proto"], [dir.path()]).unwrap();
+        let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(fds).unwrap();
+        Values {
+            avro_id,
+            avro_schema: apache_avro::Schema::parse_str(AVRO).unwrap(),
+            payment: pool.get_message_by_name("Payment").unwrap(),
+        }
+    }
+
+    /// The unframed Avro body of record `i`.
+    pub fn avro_body(&self, i: usize) -> Vec<u8> {
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&self.avro_schema)
+            .build()
+            .unwrap();
+        writer.write_value_to_vec(avro_value(&fields(i))).unwrap()
+    }
+
+    pub fn encode(&self, format: &str, i: usize) -> Vec<u8> {
+        match format {
+            "avro" => [&[0u8][..], &self.avro_id.to_be_bytes(), &self.avro_body(i)].concat(),
+            "protobuf" => proto(&self.payment, &fields(i)),
+            _ => json(&fields(i)),
+        }
+    }
+}
