@@ -8,7 +8,7 @@ use crate::kafka;
 use crate::lock::{self, LockError};
 use crate::plan::{self, PlanError, TopicPlan};
 use crate::progress::{Progress, ProgressError};
-use crate::read::{BoundedReader, Prefetch, ReadError};
+use crate::read::{BoundedReader, Prefetch, RawBatch, ReadError};
 use crate::write::{Sealed, TopicWriter, WriteError};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -120,9 +120,17 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
         let options = &ctx.options;
         let reader =
             BoundedReader::start(consumer, &plan, options.batch_rows, options.stall_timeout)?;
-        // Reading runs a few batches ahead on its own thread: two cores at work.
-        let mut reader = Prefetch::start(reader, 4);
+        // Reading and decoding run a few batches ahead on their own thread, writing on this
+        // one: two cores at work, the batches in the same order.
         let mut decoder = Decoder::new(topic, ctx.registry.clone());
+        let mut reader = Prefetch::start(reader, 4, move |raw: RawBatch| {
+            let decoded = if raw.is_empty() {
+                Ok(Decoded::default())
+            } else {
+                decoder.decode(&raw)
+            };
+            (raw, decoded)
+        });
         let dead_letter_topic = match &topic.dead_letter_topic {
             Some(name) => Some(DeadLetterTopic::new(&ctx.config.connections, name)?),
             None => None,
@@ -130,13 +138,9 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
         let mut writer = writer(ctx, topic, &plan, recording);
         let mut group = GroupCommits::new(&topic.topic, recording);
         let mut meter = options.meter.topic(&topic.topic, plan.count() as u64);
-        while let Some(raw) = reader.next_batch()? {
+        while let Some((raw, decoded)) = reader.next_batch()? {
             meter.add(raw.len() as u64);
-            let mut decoded = if raw.is_empty() {
-                Decoded::default()
-            } else {
-                decoder.decode(&raw)?
-            };
+            let mut decoded = decoded?;
             if let Some(dlq) = &dead_letter_topic {
                 summary.dead_letters += dlq.send(&topic.topic, raw.partition, &mut decoded)?;
             }

@@ -304,18 +304,23 @@ impl BoundedReader {
 }
 
 /// A reader on its own thread, up to `ahead` batches ahead of the caller, so that reading and
-/// the caller's decoding and writing run on two cores. Batches arrive in the reader's order;
-/// dropping it stops the thread.
-pub struct Prefetch {
+/// the caller's work run on two cores. `work` turns each batch into what the caller takes
+/// (decoding it, say) on that thread too. Batches arrive in the reader's order; dropping it
+/// stops the thread.
+pub struct Prefetch<T> {
     /// `None` only while dropping.
-    batches: Option<Receiver<Result<RawBatch, ReadError>>>,
+    batches: Option<Receiver<Result<T, ReadError>>>,
     consumer: Arc<BaseConsumer>,
     cancel: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Prefetch {
-    pub fn start(mut reader: BoundedReader, ahead: usize) -> Prefetch {
+impl<T: Send + 'static> Prefetch<T> {
+    pub fn start(
+        mut reader: BoundedReader,
+        ahead: usize,
+        mut work: impl FnMut(RawBatch) -> T + Send + 'static,
+    ) -> Prefetch<T> {
         let (send, batches) = sync_channel(ahead.max(1));
         let (consumer, cancel) = (reader.consumer.clone(), reader.cancel.clone());
         let span = tracing::Span::current();
@@ -324,7 +329,7 @@ impl Prefetch {
             loop {
                 let next = reader.next_batch().transpose();
                 let end = !matches!(next, Some(Ok(_)));
-                if let Some(item) = next
+                if let Some(item) = next.map(|r| r.map(&mut work))
                     && send.send(item).is_err()
                 {
                     return;
@@ -342,8 +347,8 @@ impl Prefetch {
         }
     }
 
-    /// As `BoundedReader::next_batch`.
-    pub fn next_batch(&mut self) -> Result<Option<RawBatch>, ReadError> {
+    /// As `BoundedReader::next_batch`, with the work done.
+    pub fn next_batch(&mut self) -> Result<Option<T>, ReadError> {
         match &self.batches {
             Some(batches) => batches.recv().ok().transpose(),
             None => Ok(None),
@@ -355,7 +360,7 @@ impl Prefetch {
     }
 }
 
-impl Drop for Prefetch {
+impl<T> Drop for Prefetch<T> {
     fn drop(&mut self) {
         self.cancel.store(true, Ordering::Relaxed);
         // A send into a closed channel fails, so the thread ends even if it was blocked.
