@@ -1,7 +1,8 @@
 //! Continuous jobs: `cargo bench --bench continuous`.
 //!
 //! The broker is librdkafka's mock cluster in this process; runner runs as its own process.
-//! 1. Throughput: BENCH_RECORDS (default 300,000) JSON records on 6 partitions, exported once
+//! 1. Throughput: BENCH_RECORDS (default 120,000: the mock cluster keeps about 5 MB a
+//!    partition) JSON records on 6 partitions, exported once
 //!    by `runner once` and once by `runner continuous` (another group, files sealed by age
 //!    within 2 s), each to its own folder, until every record is recorded: records/s, CPU
 //!    seconds and peak RSS of the runner process.
@@ -33,7 +34,7 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(default)
     };
-    let records = env("BENCH_RECORDS", 300_000) as usize;
+    let records = env("BENCH_RECORDS", 120_000) as usize;
     let rate = env("BENCH_RATE", 2_000);
     let soak = env("BENCH_SOAK_SECONDS", 600);
     let kafka = EmbeddedKafka::start().unwrap();
@@ -163,11 +164,22 @@ fn throughput(kafka: &EmbeddedKafka, records: usize) {
     let started = Instant::now();
     let mut once = runner(dir.path(), &["once", "--topic", topic]);
     let (mut cpu, mut peak) = (0.0, 0);
-    while once.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = once.try_wait().unwrap() {
+            break status;
+        }
         let (c, _, hwm) = usage(once.id());
         (cpu, peak) = (c.max(cpu), hwm.max(peak));
         std::thread::sleep(Duration::from_millis(5));
-    }
+    };
+    assert!(status.success(), "runner once failed");
+    // Every record must still be in the topic: the mock cluster keeps about 5 MB a partition.
+    assert_eq!(recorded(dir.path(), "batch", topic), records as i64);
+    let exported: usize = files_rows(&dir.path().join("out").join(topic));
+    assert_eq!(
+        exported, records,
+        "records lost to the mock cluster's retention: lower BENCH_RECORDS"
+    );
     row("runner once (batch)", records, started.elapsed(), cpu, peak);
 
     // Files sealed by age within 2 s: the tail of the range is recorded that long after it
@@ -242,6 +254,13 @@ fn parquet_files(dir: &Path, into: &mut Vec<PathBuf>) {
     }
 }
 
+/// Rows in every Parquet file under a folder.
+fn files_rows(folder: &Path) -> usize {
+    let mut files = Vec::new();
+    parquet_files(folder, &mut files);
+    files.iter().map(|f| timestamps(f).len()).sum()
+}
+
 /// The Kafka timestamps (ms) of a file's records.
 fn timestamps(file: &Path) -> Vec<i64> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
@@ -263,6 +282,17 @@ fn delay(kafka: &EmbeddedKafka, rate: u64, seconds: u64) {
     kafka.create_topic(topic, PARTITIONS).unwrap();
     let dir = config(kafka, topic, "delay", 1);
     let child = runner(dir.path(), &["continuous", "--job", "live"]);
+    // One record first: the clock starts once the member has joined the group and exported it.
+    kafka.produce(topic, [record(0, 0)]).unwrap();
+    let joined = Instant::now();
+    while recorded(dir.path(), "delay", topic) < 1 {
+        assert!(
+            joined.elapsed() < Duration::from_secs(60),
+            "the member never joined"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let start_ms = now_ms();
     let sending = producer(kafka.bootstrap_servers(), topic, rate, seconds);
     let folder = dir.path().join("out").join(topic);
     let mut seen = BTreeSet::new();
@@ -274,7 +304,8 @@ fn delay(kafka: &EmbeddedKafka, rate: u64, seconds: u64) {
         parquet_files(&folder, &mut files);
         let visible = now_ms();
         for file in files.into_iter().filter(|f| seen.insert(f.clone())) {
-            delays.extend(timestamps(&file).into_iter().map(|ts| visible - ts));
+            let measured = timestamps(&file).into_iter().filter(|ts| *ts >= start_ms);
+            delays.extend(measured.map(|ts| visible - ts));
         }
         if total.is_none() && sending.is_finished() {
             total = Some(0);
@@ -282,8 +313,7 @@ fn delay(kafka: &EmbeddedKafka, rate: u64, seconds: u64) {
         if let Some(t) = total.as_mut() {
             *t = recorded(dir.path(), "delay", topic);
         }
-        if total.is_some_and(|t| t as usize >= (rate as usize / 10).max(1) * seconds as usize * 10)
-        {
+        if total.is_some_and(|t| t as usize > (rate as usize / 10).max(1) * seconds as usize * 10) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -48,9 +48,14 @@ struct Member {
 
 impl Member {
     fn start(dir: &Path, name: &str) -> Member {
+        Member::start_with(dir, name, &["continuous", "--job", "live"])
+    }
+
+    /// Any runner command that hosts the job, e.g. `schedule`.
+    fn start_with(dir: &Path, name: &str, args: &[&str]) -> Member {
         let log = dir.join(format!("member-{name}.log"));
         let child = runner_command(dir)
-            .args(["continuous", "--job", "live"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -281,6 +286,9 @@ fn a_quiet_topic_gets_its_file_within_the_file_age() {
         !parquet_files(&out.join(TOPIC)).is_empty()
     });
     let delay = assigned.elapsed();
+    wait_until(30, "no status line", || {
+        member.log_text().contains(" status open_files=")
+    });
     eprintln!("file visible {delay:?} after the assignment (max_file_age_seconds 2)");
     assert_eq!(recorded(&out)[3], 10, "progress covers the file");
     assert!(
@@ -487,5 +495,98 @@ fn continuous_totals_survive_a_kill_a_restart_and_a_rebalance() {
     assert!(
         !parquet_files(&out.join("totals")).is_empty(),
         "no Parquet snapshot"
+    );
+}
+
+#[test]
+fn schedule_hosts_a_continuous_job_and_drains_it_on_sigterm() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let dir = setup(&kafka, 1, 100);
+    for p in 0..6 {
+        kafka.produce(TOPIC, numbered(p, 0, 300)).unwrap();
+    }
+    let out = dir.path().join("out");
+    let mut scheduler = Member::start_with(dir.path(), "scheduler", &["schedule"]);
+    scheduler.wait_assigned(1);
+    wait_until(60, "the hosted job did not export the topic", || {
+        recorded(&out) == vec![300; 6]
+    });
+    let (code, took) = scheduler.terminate();
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(30), "draining took {took:?}");
+    let all: Vec<_> = (0..6).map(|p| (p, 0..300)).collect();
+    assert_exactly(&out, TOPIC, &all);
+}
+
+#[test]
+fn fleet_import_writes_jobs_that_load_and_deployments_with_the_workers_as_replicas() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let dir = config_for(
+        &kafka,
+        serde_json::json!([{"topic": "recurring_bulk_pull"}]),
+    );
+    let fleet = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/examples/fleet/deployment_details.json"
+    );
+    let manifests = dir.path().join("manifests");
+    let unmapped = runner_command(dir.path())
+        .args(["fleet", "import", fleet])
+        .output()
+        .unwrap();
+    assert_eq!(unmapped.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&unmapped.stderr);
+    assert!(
+        stderr.contains("--function recurring_bulk_pull_consumer=export"),
+        "{stderr}"
+    );
+
+    let imported = runner_command(dir.path())
+        .args([
+            "fleet",
+            "import",
+            fleet,
+            "--function",
+            "recurring_bulk_pull_consumer=export",
+        ])
+        .args(["--manifests", &manifests.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let job: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("jobs/recurring_bulk_pull_consumers.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        job["continuous"]["group_id"],
+        "recurring_bulk_pull_consumers_group"
+    );
+    assert_eq!(job["continuous"]["threads"], 2);
+    let validate = runner_command(dir.path()).arg("validate").output().unwrap();
+    assert!(
+        validate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    let manifest = manifests.join("recurring_bulk_pull_consumers.yaml");
+    assert!(
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .contains("replicas: 2")
+    );
+    let checked = Command::new("python3")
+        .args(["-m", "kubernetes_validate", "--strict"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "kubernetes-validate (install it with: bash tests/run.sh): {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
     );
 }
