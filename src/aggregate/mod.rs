@@ -82,6 +82,39 @@ pub struct AggregateSummary {
     pub seconds: f64,
 }
 
+/// A job's aggregate block with its computations and casts parsed.
+pub struct Spec {
+    pub config: config::AggregateConfig,
+    pub aggregates: Vec<config::Aggregate>,
+    pub casts: Vec<(String, config::CastType)>,
+}
+
+impl Spec {
+    pub fn of(job: &JobConfig) -> Result<Spec, AggregateError> {
+        let config_error = |message: String| AggregateError::Config {
+            job: job.name.clone(),
+            file: job.file.clone(),
+            message,
+        };
+        let config = job
+            .aggregate
+            .clone()
+            .ok_or_else(|| config_error("has no aggregate block".into()))?;
+        let aggregates = config.aggregates().map_err(|(_, m)| config_error(m))?;
+        let casts = config.casts().map_err(|(_, m)| config_error(m))?;
+        Ok(Spec {
+            config,
+            aggregates,
+            casts,
+        })
+    }
+
+    /// An empty accumulator of these totals.
+    pub fn aggregator(&self) -> Aggregator {
+        Aggregator::new(&self.config.group_by, &self.aggregates, &self.casts)
+    }
+}
+
 /// Runs an aggregate job over one topic.
 pub fn run(
     ctx: &RunContext,
@@ -94,12 +127,8 @@ pub fn run(
         file: job.file.clone(),
         message,
     };
-    let spec = job
-        .aggregate
-        .as_ref()
-        .ok_or_else(|| config_error("has no aggregate block".into()))?;
-    let aggregates = spec.aggregates().map_err(|(_, m)| config_error(m))?;
-    let casts = spec.casts().map_err(|(_, m)| config_error(m))?;
+    let parsed = Spec::of(job)?;
+    let spec = &parsed.config;
     let accumulate_error = |source| AggregateError::Accumulate {
         job: job.name.clone(),
         topic: topic.topic.clone(),
@@ -134,7 +163,7 @@ pub fn run(
     )?;
     tracing::info!(job = %job.name, records = plan.count(), "planned");
 
-    let mut totals = Aggregator::new(&spec.group_by, &aggregates, &casts);
+    let mut totals = parsed.aggregator();
     if spec.mode == Mode::Cumulative {
         for batch in state.totals(&ctx.sink)?.unwrap_or_default() {
             totals.merge(&batch).map_err(accumulate_error)?;

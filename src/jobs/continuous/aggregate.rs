@@ -10,9 +10,8 @@
 
 use super::{ContinuousError, MemberSummary, Work};
 use crate::aggregate::accumulate::{Aggregator, order_key};
-use crate::aggregate::config::{Aggregate, AggregateConfig, CastType};
 use crate::aggregate::state::{self, AggregateState, StateError};
-use crate::aggregate::{AggregateError, output};
+use crate::aggregate::{AggregateError, Spec, output};
 use crate::config::{ContinuousSettings, JobConfig, TopicConfig};
 use crate::dead_letter_topic::DeadLetterTopic;
 use crate::decode::Decoder;
@@ -33,9 +32,7 @@ const SAVE_ATTEMPTS: usize = 8;
 
 pub(super) struct AggregateWork {
     job: JobConfig,
-    spec: AggregateConfig,
-    aggregates: Vec<Aggregate>,
-    casts: Vec<(String, CastType)>,
+    spec: Spec,
     topic: TopicConfig,
     sink: Arc<Sink>,
     connections: crate::config::Connections,
@@ -66,17 +63,7 @@ impl AggregateWork {
         topic: &TopicConfig,
         settings: &ContinuousSettings,
     ) -> Result<Self, AggregateError> {
-        let config_error = |message: String| AggregateError::Config {
-            job: job.name.clone(),
-            file: job.file.clone(),
-            message,
-        };
-        let spec = job
-            .aggregate
-            .clone()
-            .ok_or_else(|| config_error("has no aggregate block".into()))?;
-        let aggregates = spec.aggregates().map_err(|(_, m)| config_error(m))?;
-        let casts = spec.casts().map_err(|(_, m)| config_error(m))?;
+        let spec = Spec::of(job)?;
         let planner =
             crate::kafka::export_consumer_config(&ctx.config.connections, &topic.group_id())
                 .create()
@@ -91,11 +78,9 @@ impl AggregateWork {
         let save_every = Duration::from_secs(settings.save_interval_seconds);
         let batch_rows = settings.batch_size.unwrap_or(ctx.options.batch_rows);
         Ok(AggregateWork {
-            delta: Aggregator::new(&spec.group_by, &aggregates, &casts),
+            delta: spec.aggregator(),
             job: job.clone(),
             spec,
-            aggregates,
-            casts,
             topic: topic.clone(),
             sink: ctx.sink.clone(),
             connections: ctx.config.connections.clone(),
@@ -208,7 +193,7 @@ impl AggregateWork {
                     .into());
                 }
             }
-            let mut totals = Aggregator::new(&self.spec.group_by, &self.aggregates, &self.casts);
+            let mut totals = self.spec.aggregator();
             for batch in latest.totals(&self.sink)?.unwrap_or_default() {
                 totals.merge(&batch).map_err(|e| self.error(e))?;
             }
@@ -231,8 +216,7 @@ impl AggregateWork {
                             .sink
                             .delete(&object_store::path::Path::from(old.as_str()));
                     }
-                    self.delta =
-                        Aggregator::new(&self.spec.group_by, &self.aggregates, &self.casts);
+                    self.delta = self.spec.aggregator();
                     self.base = self.next.clone();
                     self.commit_group(consumer, mode);
                     return Ok(());
@@ -259,20 +243,28 @@ impl AggregateWork {
         run: u64,
     ) -> Result<(), AggregateError> {
         let shown = state::visible(result);
-        let changed = changed_rows(&shown, &state::visible(delta), self.spec.group_by.len());
-        let outputs = &self.spec.outputs;
+        let changed = changed_rows(
+            &shown,
+            &state::visible(delta),
+            self.spec.config.group_by.len(),
+        );
+        let outputs = &self.spec.config.outputs;
         if outputs.log {
             for line in output::lines(&changed) {
                 tracing::info!(job = %self.job.name, topic = %self.topic.topic, run, "{line}");
             }
         }
         if let Some(out) = &outputs.topic {
-            output::to_topic(&self.connections, out, &changed, self.spec.group_by.len()).map_err(
-                |source| AggregateError::Output {
-                    job: self.job.name.clone(),
-                    source,
-                },
-            )?;
+            output::to_topic(
+                &self.connections,
+                out,
+                &changed,
+                self.spec.config.group_by.len(),
+            )
+            .map_err(|source| AggregateError::Output {
+                job: self.job.name.clone(),
+                source,
+            })?;
         }
         if let Some(folder) = &outputs.parquet
             && self.last_snapshot.elapsed() >= self.snapshot_every
@@ -304,7 +296,7 @@ impl AggregateWork {
     /// Drops the delta and starts every owned partition again from the saved state.
     fn restart_owned(&mut self, consumer: &GroupConsumer) {
         self.reset = false;
-        self.delta = Aggregator::new(&self.spec.group_by, &self.aggregates, &self.casts);
+        self.delta = self.spec.aggregator();
         let owned = super::owned(consumer, &self.topic.topic);
         for &p in &owned {
             self.buffers.stop(p);

@@ -137,37 +137,21 @@ fn run_member(
         config.set("client.id", format!("runner-{}-{member}", topic.topic));
         config
     };
+    // An aggregate has its own group, as in batch runs: an export must not move its start.
+    let group = settings.group_id.clone().unwrap_or_else(|| match job.kind {
+        JobKind::Export => topic.group_id(),
+        JobKind::Aggregate => format!("runner.aggregate.{}", job.name),
+    });
+    let topic = continuous_topic(topic, group);
+    let config = config(&topic.group_id());
     match job.kind {
         JobKind::Export => {
-            let group = settings
-                .group_id
-                .clone()
-                .unwrap_or_else(|| topic.group_id());
-            let topic = continuous_topic(topic, group);
             let work = export::ExportWork::new(ctx, &topic, settings)?;
-            run_loop(
-                ctx,
-                &topic,
-                config(&topic.group_id()),
-                work,
-                settings,
-                member,
-            )
+            run_loop(ctx, &topic, config, work, settings, member)
         }
         JobKind::Aggregate => {
-            // The job's own group, as batch aggregates: an export must not move its start.
-            let group = (settings.group_id.clone())
-                .unwrap_or_else(|| format!("runner.aggregate.{}", job.name));
-            let topic = continuous_topic(topic, group);
             let work = aggregate::AggregateWork::new(ctx, job, &topic, settings)?;
-            run_loop(
-                ctx,
-                &topic,
-                config(&topic.group_id()),
-                work,
-                settings,
-                member,
-            )
+            run_loop(ctx, &topic, config, work, settings, member)
         }
     }
 }
