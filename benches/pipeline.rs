@@ -34,6 +34,10 @@ fn main() {
     }
     let records: usize = env("PIPELINE_RECORDS", "300000").parse().unwrap();
     let formats = env("PIPELINE_FORMATS", "avro,protobuf,json,raw");
+    if Command::new("kcat").arg("-V").output().is_err() {
+        eprintln!("kcat is missing: install it with `apt-get install -y kcat` (Debian's package)");
+        std::process::exit(2);
+    }
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env("BENCH_CHILD", "broker")
         .stdin(Stdio::piped())
