@@ -590,3 +590,68 @@ fn fleet_import_writes_jobs_that_load_and_deployments_with_the_workers_as_replic
         String::from_utf8_lossy(&checked.stderr)
     );
 }
+
+#[test]
+fn a_store_outage_is_retried_and_every_record_still_lands_once() {
+    use common::azurite::Azurite;
+    let kafka = EmbeddedKafka::start().unwrap();
+    let dir = setup(&kafka, 1, 500);
+    let mut azurite = Azurite::start();
+    azurite.create_container("lake");
+    let connections = serde_json::json!({
+        "bootstrap_servers": kafka.bootstrap_servers(),
+        "storage_url": "abfss://lake@devstoreaccount1.dfs.core.windows.net/raw",
+        "storage_options": azurite.endpoint_options(),
+        "storage_retry": {"max_retries": 1, "timeout_secs": 2},
+    });
+    std::fs::write(dir.path().join("connections.json"), connections.to_string()).unwrap();
+    let rt = runtime();
+    let config = runner::config::Config::load(dir.path()).unwrap();
+    let store = runner::sink::Sink::open(&config.sink, rt.handle().clone()).unwrap();
+    let saved = || -> Vec<i64> {
+        let path = format!("_runner/progress/runner.{TOPIC}/{TOPIC}.json").into();
+        let record: serde_json::Value = store
+            .get(&path)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        (0..6)
+            .map(|p| {
+                record["partitions"][p.to_string()]["next_offset"]
+                    .as_i64()
+                    .unwrap_or(0)
+            })
+            .collect()
+    };
+    for p in 0..6 {
+        kafka.produce(TOPIC, numbered(p, 0, 1000)).unwrap();
+    }
+    let mut member = Member::start(dir.path(), "azure");
+    member.wait_assigned(1);
+    wait_until(60, "the first records did not land", || {
+        saved() == vec![1000; 6]
+    });
+
+    azurite.stop();
+    for p in 0..6 {
+        kafka.produce(TOPIC, numbered(p, 1000, 1000)).unwrap();
+    }
+    wait_until(60, "the member did not report the outage", || {
+        member
+            .log_text()
+            .contains("continuing after a failure a retry may fix")
+    });
+    assert!(
+        member.child.try_wait().unwrap().is_none(),
+        "the member died"
+    );
+    azurite.restart();
+    wait_until(120, "the member did not catch up after the outage", || {
+        saved() == vec![2000; 6]
+    });
+    let (code, _) = member.terminate();
+    assert_eq!(code, Some(0));
+    let all: Vec<_> = (0..6).map(|p| (p, 0..2000)).collect();
+    assert_rows_exactly(offsets_of(&sink_batches(&store, TOPIC)), TOPIC, &all);
+}

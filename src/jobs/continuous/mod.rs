@@ -144,14 +144,40 @@ fn run_member(
     });
     let topic = continuous_topic(topic, group);
     let config = config(&topic.group_id());
+    let stop = &ctx.options.stop;
     match job.kind {
         JobKind::Export => {
-            let work = export::ExportWork::new(ctx, &topic, settings)?;
+            let work = with_retries(stop, || export::ExportWork::new(ctx, &topic, settings))?;
             run_loop(ctx, &topic, config, work, settings, member)
         }
         JobKind::Aggregate => {
-            let work = aggregate::AggregateWork::new(ctx, job, &topic, settings)?;
+            let work = with_retries(stop, || {
+                aggregate::AggregateWork::new(ctx, job, &topic, settings)
+            })?;
             run_loop(ctx, &topic, config, work, settings, member)
+        }
+    }
+}
+
+/// Starts a member's work, retrying with backoff while the failure is one a retry may fix (a
+/// store or broker that is down): a pod must not crash-loop through an outage.
+fn with_retries<W, E: Into<ContinuousError>>(
+    stop: &super::Stop,
+    mut start: impl FnMut() -> Result<W, E>,
+) -> Result<W, ContinuousError> {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match start().map_err(Into::into) {
+            Ok(work) => return Ok(work),
+            Err(e) if e.is_permanent() || stop.requested() => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "cannot start; retrying");
+                let until = Instant::now() + backoff;
+                while Instant::now() < until && !stop.requested() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
         }
     }
 }
