@@ -655,3 +655,55 @@ fn a_store_outage_is_retried_and_every_record_still_lands_once() {
     let all: Vec<_> = (0..6).map(|p| (p, 0..2000)).collect();
     assert_rows_exactly(offsets_of(&sink_batches(&store, TOPIC)), TOPIC, &all);
 }
+
+#[test]
+fn a_member_frozen_past_its_session_comes_back_as_a_zombie_and_publishes_nothing_twice() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let dir = setup(&kafka, 1, 300);
+    let out = dir.path().join("out");
+    let producer = Producer::start(kafka.bootstrap_servers());
+    producer.wait_for(600);
+    let mut a = Member::start(dir.path(), "a");
+    let mut b = Member::start(dir.path(), "b");
+    a.wait_assigned(1);
+    b.wait_assigned(1);
+    wait_until(60, "no progress was recorded", || {
+        recorded(&out).iter().sum::<i64>() > 0
+    });
+
+    // SIGSTOP wherever `a` is (files open, perhaps a claim half done); the group's session
+    // (6 s here) runs out and `b` takes its partitions while `a` is frozen.
+    let signal = |name: &str, pid: u32| {
+        Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()
+            .unwrap();
+    };
+    signal("-STOP", a.child.id());
+    let b_assignments = b.log_text().matches("partitions assigned").count();
+    b.wait_assigned(b_assignments + 1);
+    let before = recorded(&out).iter().sum::<i64>();
+    wait_until(60, "b did not move on alone", || {
+        recorded(&out).iter().sum::<i64>() > before
+    });
+    signal("-CONT", a.child.id());
+    // `a` finds its partitions lost, drops what it had open, and rejoins.
+    wait_until(60, "the thawed member did not notice the loss", || {
+        let log = a.log_text();
+        log.contains("partitions lost") || log.matches("partitions assigned").count() > 1
+    });
+
+    let counts = producer.finish();
+    let target: Vec<i64> = counts.iter().map(|n| *n as i64).collect();
+    wait_until(
+        180,
+        "the members did not catch up with the producer",
+        || recorded(&out) == target,
+    );
+    for member in [a, b] {
+        let (code, _) = member.terminate();
+        assert_eq!(code, Some(0));
+    }
+    assert_rows_exactly(exported(&out, TOPIC), TOPIC, &expected(&counts));
+    assert_files_match_progress(&out, TOPIC, 6);
+}

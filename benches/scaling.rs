@@ -1,0 +1,175 @@
+//! How wall time, CPU and memory of `runner once` grow with the range, the topic count and the
+//! partition count: `cargo bench --bench scaling`, then `python3 benches/plot_scaling.py`.
+//!
+//! A child process runs the mock cluster (so the broker does not share runner's process) and
+//! loads Avro records (Schema Registry framing, the 20-field schema of the pipeline bench):
+//! - records: 100k to SCALING_MAX_RECORDS (default 10M), 25,000 records a partition (the mock
+//!   cluster keeps about 5 MB a partition);
+//! - topics: 1 to 200 topics of 4 partitions and 20,000 records each;
+//! - partitions: one topic of 200,000 records over 1 to 1,000 partitions.
+//!
+//! Each point is one `runner once` process: wall seconds, CPU seconds (wait4) and peak RSS
+//! (VmHWM). The rows also go to `target/scaling.csv` for the plot.
+
+#[allow(dead_code)]
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PER_PARTITION: usize = 25_000;
+
+/// (series, x, topics, partitions per topic, records per partition)
+fn points(max_records: usize) -> Vec<(&'static str, usize, usize, usize, usize)> {
+    let mut points = Vec::new();
+    for n in [100_000, 300_000, 1_000_000, 3_000_000, 10_000_000] {
+        if n <= max_records {
+            points.push(("records", n, 1, n.div_ceil(PER_PARTITION).max(4), 0));
+        }
+    }
+    for t in [1, 10, 50, 200] {
+        points.push(("topics", t, t, 4, 5_000));
+    }
+    for p in [1, 10, 100, 1000] {
+        points.push(("partitions", p, 1, p, 200_000 / p));
+    }
+    points
+        .into_iter()
+        .map(|(series, x, topics, partitions, per)| {
+            let per = if per == 0 { x / partitions } else { per };
+            (series, x, topics, partitions, per)
+        })
+        .collect()
+}
+
+fn topic_name(series: &str, x: usize, t: usize) -> String {
+    format!("{series}-{x}-{t}")
+}
+
+fn main() {
+    let max: usize = std::env::var("SCALING_MAX_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
+    if std::env::var("BENCH_CHILD").as_deref() == Ok("broker") {
+        broker(max);
+        return;
+    }
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_CHILD", "broker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    let (bootstrap, registry) = ready
+        .strip_prefix("ready ")
+        .and_then(|r| r.split_once(' '))
+        .expect("the broker child announces itself");
+    let mut csv = String::from("series,x,records,seconds,cpu_seconds,peak_rss_mb\n");
+    println!("| series | x | records | seconds | CPU s | peak RSS |\n|---|---|---|---|---|---|");
+    for (series, x, topics, partitions, per) in points(max) {
+        let dir = tempfile::tempdir().unwrap();
+        let entries: Vec<_> = (0..topics)
+            .map(|t| serde_json::json!({"topic": topic_name(series, x, t), "format": "avro"}))
+            .collect();
+        let connections = serde_json::json!({
+            "bootstrap_servers": bootstrap, "schema_registry_url": registry, "storage_url": "out"
+        });
+        std::fs::write(dir.path().join("connections.json"), connections.to_string()).unwrap();
+        std::fs::write(
+            dir.path().join("topics.json"),
+            serde_json::Value::from(entries).to_string(),
+        )
+        .unwrap();
+        let (seconds, cpu, peak_kb) = measure(dir.path());
+        let records = topics * partitions * per;
+        let rss = peak_kb as f64 / 1024.0;
+        println!("| {series} | {x} | {records} | {seconds:.2} | {cpu:.2} | {rss:.1} MB |");
+        csv.push_str(&format!(
+            "{series},{x},{records},{seconds:.3},{cpu:.3},{rss:.1}\n"
+        ));
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/scaling.csv");
+    std::fs::write(&out, csv).unwrap();
+    println!("\nwrote {}", out.display());
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+/// `runner once` over every topic of the folder: wall and CPU seconds, peak RSS in KiB.
+fn measure(dir: &Path) -> (f64, f64, u64) {
+    let started = Instant::now();
+    let pid = Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args([
+            "--config-dir",
+            &dir.to_string_lossy(),
+            "--progress",
+            "off",
+            "once",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+        .id() as i32;
+    let mut peak_kb = 0;
+    loop {
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: pid is this process's own child; status and usage are valid out-pointers.
+        if unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) } == pid {
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "runner failed"
+            );
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            let cpu = secs(usage.ru_utime) + secs(usage.ru_stime);
+            return (started.elapsed().as_secs_f64(), cpu, peak_kb);
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let hwm = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
+        peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn broker(max: usize) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kafka = runner::embedded::EmbeddedKafka::start().unwrap();
+    let (server, registry) = fixtures::registry(&rt);
+    let values = fixtures::Values::new(&registry, "scaling-value");
+    let body: Vec<Vec<u8>> = (0..1000).map(|i| values.encode("avro", i)).collect();
+    for (series, x, topics, partitions, per) in points(max) {
+        for t in 0..topics {
+            let topic = topic_name(series, x, t);
+            kafka.create_topic(&topic, partitions as i32).unwrap();
+            let records = (0..partitions * per).map(|i| runner::embedded::Record {
+                partition: Some((i % partitions) as i32),
+                key: None,
+                value: Some(body[i % body.len()].clone()),
+                timestamp: None,
+            });
+            kafka.produce(&topic, records).unwrap();
+        }
+        eprintln!("loaded {series} {x}");
+    }
+    println!("ready {} {}", kafka.bootstrap_servers(), server.url());
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    while std::io::stdin()
+        .read_line(&mut line)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {}
+}
