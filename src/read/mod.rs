@@ -334,6 +334,8 @@ impl<T: Send + 'static> Prefetch<T> {
                 {
                     return;
                 }
+                // Time spent waiting for the caller is not the broker's silence.
+                reader.last_data = Instant::now();
                 if end {
                     return;
                 }
