@@ -458,7 +458,7 @@ fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<
 }
 
 #[test]
-fn a_small_write_buffer_flushes_row_groups_early_and_writes_the_same_rows() {
+fn small_read_and_write_buffers_flush_early_and_write_the_same_rows() {
     let kafka = kafka_with("wide", 6, 3000);
     let rt = runtime();
     let (roomy, tight) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -471,6 +471,8 @@ fn a_small_write_buffer_flushes_row_groups_early_and_writes_the_same_rows() {
         json!({"topic": "wide", "format": "json", "group_id": "tight"}),
     )];
     ctx.options.write_buffer_bytes = 64 * 1024;
+    // And the reader sends partial batches on past 16 KiB of records.
+    ctx.options.read_buffer_bytes = 16 * 1024;
     assert_eq!(records(&run(&ctx, &topics)), 18_000);
 
     let all: Vec<_> = (0..6).map(|p| (p, 0..3000)).collect();

@@ -119,7 +119,8 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
     if plan.count() > 0 {
         let options = &ctx.options;
         let reader =
-            BoundedReader::start(consumer, &plan, options.batch_rows, options.stall_timeout)?;
+            BoundedReader::start(consumer, &plan, options.batch_rows, options.stall_timeout)?
+                .with_buffer_budget(options.read_buffer_bytes);
         // Reading and decoding run a few batches ahead on their own thread, writing on this
         // one: two cores at work, the batches in the same order.
         let mut decoder = Decoder::new(topic, ctx.registry.clone());

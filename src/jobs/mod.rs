@@ -63,6 +63,9 @@ pub struct RunOptions {
     pub meter: crate::meter::Meter,
     /// Encoded rows a topic buffers over its open files before writing row groups out.
     pub write_buffer_bytes: usize,
+    /// Record bytes a topic's reader buffers over its partitions before sending partial
+    /// batches on.
+    pub read_buffer_bytes: usize,
 }
 
 impl Default for RunOptions {
@@ -78,6 +81,7 @@ impl Default for RunOptions {
             shard: None,
             meter: crate::meter::Meter::default(),
             write_buffer_bytes: crate::write::MAX_BUFFERED_BYTES,
+            read_buffer_bytes: crate::read::MAX_BUFFERED_BYTES,
         }
     }
 }

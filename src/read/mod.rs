@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 
 pub mod group;
 
+/// Key and value bytes a bounded reader buffers over all partitions before it sends the
+/// largest partial batch on (default).
+pub const MAX_BUFFERED_BYTES: usize = 16 * 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("topic {topic}: cannot assign partitions: {source}")]
@@ -77,6 +81,8 @@ struct Pending {
     values: BinaryBuilder,
     /// When the oldest buffered record arrived.
     first_at: Instant,
+    /// Key and value bytes buffered.
+    bytes: usize,
 }
 
 impl Pending {
@@ -90,6 +96,7 @@ impl Pending {
             keys: BinaryBuilder::new(),
             values: BinaryBuilder::new(),
             first_at: Instant::now(),
+            bytes: 0,
         }
     }
     /// Appends a message's columns; the partition is then covered up to after it.
@@ -102,10 +109,12 @@ impl Pending {
         self.timestamps.push(msg.timestamp().to_millis());
         self.keys.append_option(msg.key());
         self.values.append_option(msg.payload());
+        self.bytes += msg.key().map_or(0, <[u8]>::len) + msg.payload().map_or(0, <[u8]>::len);
         self.next = offset + 1;
     }
 
     fn take(&mut self, partition: i32) -> RawBatch {
+        self.bytes = 0;
         RawBatch {
             partition,
             offsets: std::mem::take(&mut self.offsets),
@@ -124,8 +133,12 @@ pub struct BoundedReader {
     batch_rows: usize,
     stall_timeout: Duration,
     partitions: BTreeMap<i32, Pending>,
-    /// Partitions whose batch is full or whose range is done, newest last.
-    ready: Vec<i32>,
+    /// Partitions whose batch is full or whose range is done, newest last; `true` when the
+    /// batch goes out before it is full, to keep the buffers within `MAX_BUFFERED_BYTES`.
+    ready: Vec<(i32, bool)>,
+    /// Key and value bytes buffered over all partitions, and the most allowed.
+    buffered: usize,
+    budget: usize,
     last_data: Instant,
     /// Set when the batches are no longer wanted (see `Prefetch`).
     cancel: Arc<AtomicBool>,
@@ -160,6 +173,8 @@ impl BoundedReader {
             stall_timeout,
             partitions,
             ready: Vec::new(),
+            buffered: 0,
+            budget: MAX_BUFFERED_BYTES,
             last_data: Instant::now(),
             cancel: Arc::new(AtomicBool::new(false)),
         })
@@ -167,6 +182,12 @@ impl BoundedReader {
 
     pub fn consumer(&self) -> &BaseConsumer {
         &self.consumer
+    }
+
+    /// Buffers at most this many key and value bytes over all partitions.
+    pub fn with_buffer_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes.max(1);
+        self
     }
 
     /// The next full batch of a partition, or the last (possibly empty) batch of a finished
@@ -186,13 +207,16 @@ impl BoundedReader {
     /// The batch of a partition that filled up or finished since the last call. Only the
     /// partition a message just went to can have become ready, so nothing is scanned.
     fn ready_batch(&mut self) -> Option<RawBatch> {
-        while let Some(partition) = self.ready.pop() {
+        while let Some((partition, early)) = self.ready.pop() {
             let Some(pending) = self.partitions.get_mut(&partition) else {
                 continue;
             };
-            if !pending.done && pending.offsets.len() < self.batch_rows {
+            let full = pending.done || pending.offsets.len() >= self.batch_rows;
+            let wanted = full || (early && !pending.offsets.is_empty());
+            if !wanted {
                 continue;
             }
+            self.buffered -= pending.bytes.min(self.buffered);
             let batch = pending.take(partition);
             if pending.done {
                 self.partitions.remove(&partition);
@@ -220,11 +244,15 @@ impl BoundedReader {
                     self.finish(partition);
                     return Ok(());
                 }
+                let before = p.bytes;
                 p.push(&msg);
+                self.buffered += p.bytes - before;
                 if p.next >= p.end {
                     self.finish(partition);
                 } else if p.offsets.len() >= self.batch_rows {
-                    self.ready.push(partition);
+                    self.ready.push((partition, false));
+                } else if self.buffered > self.budget {
+                    self.release_largest();
                 }
                 Ok(())
             }
@@ -256,10 +284,24 @@ impl BoundedReader {
         }
     }
 
+    /// With many partitions, batches that never fill would hold the whole range in memory:
+    /// past the budget the largest one goes out early.
+    fn release_largest(&mut self) {
+        let largest = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| !p.done)
+            .max_by_key(|(_, p)| p.bytes)
+            .map(|(k, _)| *k);
+        if let Some(partition) = largest {
+            self.ready.push((partition, true));
+        }
+    }
+
     fn finish(&mut self, partition: i32) {
         if let Some(p) = self.partitions.get_mut(&partition) {
             p.done = true;
-            self.ready.push(partition);
+            self.ready.push((partition, false));
         }
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.topic, partition);
