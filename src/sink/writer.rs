@@ -13,8 +13,10 @@ use tokio::runtime::Handle;
 
 /// Parts uploading at once per file; more wait, which bounds memory.
 const MAX_PARTS_IN_FLIGHT: usize = 4;
-/// object_store's part size for `WriteMultipart::new`.
+/// object_store's part size for `WriteMultipart::new`: S3 and GCS need 5 MiB parts.
 const PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Azure blocks and local parts may be small: less memory per open file.
+const SMALL_PART_SIZE: u64 = 256 * 1024;
 
 static STAGED: AtomicU64 = AtomicU64::new(0);
 
@@ -30,16 +32,35 @@ pub struct ObjectWriter {
     target: Option<Target>,
     path: Path,
     written: u64,
+    /// Bytes of one part: what a streaming upload holds before it sends a part.
+    part: u64,
     rt: Handle,
 }
 
 impl ObjectWriter {
     pub(super) fn streaming(sink: &Sink, path: Path, upload: Box<dyn MultipartUpload>) -> Self {
+        use super::config::StoreKind;
+        let part = match sink.cfg.kind {
+            StoreKind::Local | StoreKind::Azure => SMALL_PART_SIZE,
+            StoreKind::S3 | StoreKind::Gcs => PART_SIZE,
+        };
         ObjectWriter {
-            target: Some(Target::Stream(WriteMultipart::new(upload))),
+            target: Some(Target::Stream(WriteMultipart::new_with_chunk_size(
+                upload,
+                part as usize,
+            ))),
             path,
             written: 0,
+            part,
             rt: sink.rt.clone(),
+        }
+    }
+
+    /// Bytes written but still held in memory, waiting to fill a part.
+    pub fn buffered(&self) -> u64 {
+        match self.target {
+            Some(Target::Stream(_)) => self.written % self.part,
+            _ => 0,
         }
     }
 
@@ -55,6 +76,7 @@ impl ObjectWriter {
             target: Some(Target::Staged { file, local }),
             path,
             written: 0,
+            part: PART_SIZE,
             rt: sink.rt.clone(),
         })
     }
@@ -138,8 +160,8 @@ impl io::Write for ObjectWriter {
             Some(Target::Stream(upload)) => {
                 // Part uploads are spawned onto the runtime; wait for room only when a part fills.
                 let _entered = self.rt.enter();
-                let before = self.written / PART_SIZE;
-                let after = (self.written + buf.len() as u64) / PART_SIZE;
+                let before = self.written / self.part;
+                let after = (self.written + buf.len() as u64) / self.part;
                 if before != after {
                     self.rt
                         .block_on(upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT))

@@ -222,8 +222,8 @@ impl TopicWriter {
             base += batch.num_rows();
         }
         self.append_dead(p, &decoded, dead, i64::MAX)?;
-        self.limit_memory()?;
         self.covered.insert(p, raw.next_offset);
+        self.limit_memory(&mut done)?;
         let full = self.open.get(&p).is_some_and(|s| {
             s.records >= self.max_records
                 || s.files.len() >= MAX_OPEN_FILES
@@ -239,31 +239,39 @@ impl TopicWriter {
         Ok(done)
     }
 
-    /// Writes out the row groups of the largest files until the buffered total is under
-    /// the buffer budget.
-    fn limit_memory(&mut self) -> Result<(), WriteError> {
-        let mut total: usize = self
-            .open
-            .values()
-            .flat_map(|s| s.files.values())
-            .map(|f| f.writer.in_progress_size())
-            .sum();
-        while total > self.buffer_budget {
+    /// Keeps the memory of all open files within the buffer budget: the file holding the most
+    /// writes its row group out, or, when what it holds is waiting in its upload, its
+    /// partition's segment is sealed (a smaller file; it is recorded like any other).
+    fn limit_memory(&mut self, done: &mut Vec<Sealed>) -> Result<(), WriteError> {
+        let held = |f: &OpenFile| f.writer.memory_size() + f.writer.inner().buffered() as usize;
+        loop {
+            let total: usize = self
+                .open
+                .values()
+                .flat_map(|s| s.files.values())
+                .map(held)
+                .sum();
+            if total <= self.buffer_budget {
+                return Ok(());
+            }
             let largest = self
                 .open
                 .iter_mut()
                 .flat_map(|(p, s)| s.files.values_mut().map(move |f| (*p, f)))
-                .max_by_key(|(_, f)| f.writer.in_progress_size());
+                .max_by_key(|(_, f)| held(f));
             let Some((p, file)) = largest else {
-                break;
+                return Ok(());
             };
-            let size = file.writer.in_progress_size();
-            file.writer
-                .flush()
-                .map_err(|source| parquet_error(&self.topic, p, file.path.as_ref(), source))?;
-            total = total.saturating_sub(size.max(1));
+            let rows_held = file.writer.in_progress_rows() > 0;
+            if rows_held && file.writer.memory_size() > file.writer.inner().buffered() as usize {
+                file.writer
+                    .flush()
+                    .map_err(|source| parquet_error(&self.topic, p, file.path.as_ref(), source))?;
+            } else {
+                let next = self.covered.get(&p).copied().unwrap_or_default();
+                done.push(self.seal(p, next)?);
+            }
         }
-        Ok(())
     }
 
     /// Seals every partition's open segment at the offset read so far: a run asked to stop
