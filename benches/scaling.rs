@@ -80,9 +80,13 @@ fn main() {
         let entries: Vec<_> = (0..topics)
             .map(|t| serde_json::json!({"topic": topic_name(series, x, t), "format": "avro"}))
             .collect();
-        let connections = serde_json::json!({
+        let mut connections = serde_json::json!({
             "bootstrap_servers": bootstrap, "schema_registry_url": registry, "storage_url": "out"
         });
+        // e.g. SCALING_KAFKA_PROPERTIES='{"queued.min.messages": "10000"}' to try settings.
+        if let Ok(props) = std::env::var("SCALING_KAFKA_PROPERTIES") {
+            connections["kafka_properties"] = serde_json::from_str(&props).unwrap();
+        }
         std::fs::write(dir.path().join("connections.json"), connections.to_string()).unwrap();
         std::fs::write(
             dir.path().join("topics.json"),

@@ -52,7 +52,11 @@ pub fn export_consumer_config(conn: &Connections, group_id: &str) -> ClientConfi
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "error")
-        .set("isolation.level", "read_committed");
+        .set("isolation.level", "read_committed")
+        // librdkafka prefetches up to 64 MiB by default; 16 MiB keeps a broker of many
+        // partitions from filling memory ahead of the writer (docs/performance.md, scaling)
+        // at no cost in throughput.
+        .set("queued.max.messages.kbytes", "16384");
     // Passthrough wins: users may tune fetch sizes or isolation on purpose.
     for (key, value) in &conn.kafka_properties {
         cfg.set(key, value);
