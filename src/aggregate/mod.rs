@@ -199,37 +199,17 @@ pub fn run(
         if raw.is_empty() {
             continue;
         }
-        let mut decoded = decoder.decode(&raw)?;
-        if let Some(first) = decoded.dead_offsets.first() {
-            match &dead_letter_topic {
-                Some(dlq) => {
-                    summary.dead_letters += dlq.send(&topic.topic, raw.partition, &mut decoded)?
-                }
-                None => {
-                    return Err(AggregateError::DeadLetter {
-                        topic: topic.topic.clone(),
-                        partition: raw.partition,
-                        offset: *first,
-                        reason: dead_reason(&decoded),
-                    });
-                }
-            }
-        }
-        let order: Vec<_> = decoded
-            .offsets
-            .iter()
-            .zip(&decoded.timestamps)
-            .map(|(o, t)| order_key(*t, raw.partition, *o))
-            .collect();
-        let mut at = 0;
-        for piece in &decoded.rows {
-            let rows = piece.num_rows();
-            totals
-                .add(piece, &order[at..at + rows])
-                .map_err(accumulate_error)?;
-            at += rows;
-        }
-        summary.records += decoded.offsets.len() as u64;
+        let decoded = decoder.decode(&raw)?;
+        let (records, dead) = add_batch(
+            &mut totals,
+            decoded,
+            &topic.topic,
+            raw.partition,
+            dead_letter_topic.as_ref(),
+        )
+        .map_err(|e| e.into_error(accumulate_error))?;
+        summary.records += records;
+        summary.dead_letters += dead;
     }
     if let Some(field) = totals.missing_fields().first() {
         return Err(config_error(format!(
@@ -271,7 +251,66 @@ pub fn run(
     Ok(summary)
 }
 
-pub(crate) fn dead_reason(decoded: &crate::decode::Decoded) -> String {
+/// Why adding a batch failed: the totals' own error needs the job's context to be told.
+pub enum AddError {
+    Accumulate(AccumulateError),
+    Other(AggregateError),
+}
+
+impl AddError {
+    pub fn into_error(
+        self,
+        accumulate: impl Fn(AccumulateError) -> AggregateError,
+    ) -> AggregateError {
+        match self {
+            AddError::Accumulate(e) => accumulate(e),
+            AddError::Other(e) => e,
+        }
+    }
+}
+
+/// Adds a decoded batch of `partition` to `totals`, in record order for first and last. A
+/// record that did not decode goes to the dead-letter topic, or fails the job: a total that
+/// silently skipped it would be wrong. Returns the records added and the dead letters sent.
+pub fn add_batch(
+    totals: &mut Aggregator,
+    mut decoded: crate::decode::Decoded,
+    topic: &str,
+    partition: i32,
+    dead_letter_topic: Option<&DeadLetterTopic>,
+) -> Result<(u64, u64), AddError> {
+    let mut dead = 0;
+    if let Some(first) = decoded.dead_offsets.first() {
+        let Some(dlq) = dead_letter_topic else {
+            return Err(AddError::Other(AggregateError::DeadLetter {
+                topic: topic.to_string(),
+                partition,
+                offset: *first,
+                reason: dead_reason(&decoded),
+            }));
+        };
+        dead = dlq
+            .send(topic, partition, &mut decoded)
+            .map_err(|e| AddError::Other(e.into()))?;
+    }
+    let order: Vec<_> = decoded
+        .offsets
+        .iter()
+        .zip(&decoded.timestamps)
+        .map(|(o, t)| order_key(*t, partition, *o))
+        .collect();
+    let mut at = 0;
+    for piece in &decoded.rows {
+        let rows = piece.num_rows();
+        totals
+            .add(piece, &order[at..at + rows])
+            .map_err(AddError::Accumulate)?;
+        at += rows;
+    }
+    Ok((decoded.offsets.len() as u64, dead))
+}
+
+fn dead_reason(decoded: &crate::decode::Decoded) -> String {
     use arrow::array::AsArray;
     decoded
         .dead

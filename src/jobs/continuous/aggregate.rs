@@ -9,7 +9,7 @@
 //! delta, and the records behind it are read again from the state's offsets: counted once.
 
 use super::{ContinuousError, MemberSummary, Work};
-use crate::aggregate::accumulate::{Aggregator, order_key};
+use crate::aggregate::accumulate::Aggregator;
 use crate::aggregate::state::{self, AggregateState, StateError};
 use crate::aggregate::{AggregateError, Spec, output};
 use crate::config::{ContinuousSettings, JobConfig, TopicConfig};
@@ -111,38 +111,18 @@ impl AggregateWork {
     }
 
     fn add(&mut self, raw: RawBatch) -> Result<(), AggregateError> {
-        let mut decoded = self.decoder.decode(&raw)?;
-        if let Some(first) = decoded.dead_offsets.first() {
-            match &self.dead_letter_topic {
-                Some(dlq) => {
-                    self.summary.dead_letters +=
-                        dlq.send(&self.topic.topic, raw.partition, &mut decoded)?
-                }
-                None => {
-                    return Err(AggregateError::DeadLetter {
-                        topic: self.topic.topic.clone(),
-                        partition: raw.partition,
-                        offset: *first,
-                        reason: crate::aggregate::dead_reason(&decoded),
-                    });
-                }
-            }
-        }
-        let order: Vec<_> = decoded
-            .offsets
-            .iter()
-            .zip(&decoded.timestamps)
-            .map(|(o, t)| order_key(*t, raw.partition, *o))
-            .collect();
-        let mut at = 0;
-        for piece in &decoded.rows {
-            let rows = piece.num_rows();
-            if let Err(e) = self.delta.add(piece, &order[at..at + rows]) {
-                return Err(self.error(e));
-            }
-            at += rows;
-        }
-        self.summary.records += decoded.offsets.len() as u64;
+        let decoded = self.decoder.decode(&raw)?;
+        let dlq = self.dead_letter_topic.as_ref();
+        let added = crate::aggregate::add_batch(
+            &mut self.delta,
+            decoded,
+            &self.topic.topic,
+            raw.partition,
+            dlq,
+        );
+        let (records, dead) = added.map_err(|e| e.into_error(|source| self.error(source)))?;
+        self.summary.records += records;
+        self.summary.dead_letters += dead;
         self.next.insert(raw.partition, raw.next_offset);
         Ok(())
     }
