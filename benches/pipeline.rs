@@ -14,7 +14,7 @@
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,18 +38,8 @@ fn main() {
         eprintln!("kcat is missing: install it with `apt-get install -y kcat` (Debian's package)");
         std::process::exit(2);
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env("BENCH_CHILD", "broker")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.next().unwrap().unwrap();
-    let (bootstrap, registry) = ready
-        .strip_prefix("ready ")
-        .and_then(|r| r.split_once(' '))
-        .expect("the broker child announces itself");
+    let (mut child, bootstrap, registry) = fixtures::spawn_broker();
+    let (bootstrap, registry) = (bootstrap.as_str(), registry.as_str());
     println!(
         "{records} records per topic, {} partitions, broker {bootstrap} (its own process)\n",
         env("PIPELINE_PARTITIONS", "32")

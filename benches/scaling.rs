@@ -15,7 +15,7 @@
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,18 +61,8 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env("BENCH_CHILD", "broker")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.next().unwrap().unwrap();
-    let (bootstrap, registry) = ready
-        .strip_prefix("ready ")
-        .and_then(|r| r.split_once(' '))
-        .expect("the broker child announces itself");
+    let (mut child, bootstrap, registry) = fixtures::spawn_broker();
+    let (bootstrap, registry) = (bootstrap.as_str(), registry.as_str());
     let mut csv = String::from("series,x,records,seconds,cpu_seconds,peak_rss_mb\n");
     println!("| series | x | records | seconds | CPU s | peak RSS |\n|---|---|---|---|---|---|");
     for (series, x, topics, partitions, per) in points(max) {

@@ -192,3 +192,23 @@ impl Values {
         }
     }
 }
+
+/// Starts this benchmark again as its broker child (`BENCH_CHILD=broker`) and waits for its
+/// `ready <bootstrap> <registry>` line. Closing the child's stdin stops it.
+pub fn spawn_broker() -> (std::process::Child, String, String) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_CHILD", "broker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    let (bootstrap, registry) = ready
+        .strip_prefix("ready ")
+        .and_then(|r| r.split_once(' '))
+        .expect("the broker child announces itself");
+    (child, bootstrap.to_string(), registry.to_string())
+}
