@@ -144,6 +144,14 @@ struct Producer {
 
 impl Producer {
     fn start(bootstrap: String) -> Producer {
+        Producer::start_with(bootstrap, |p, seq| record_of(numbered(p, seq, 1)))
+    }
+
+    /// Produces `record(partition, seq)` in rounds of 50 a partition.
+    fn start_with(
+        bootstrap: String,
+        record: fn(i32, usize) -> runner::embedded::Record,
+    ) -> Producer {
         let stop = Arc::new(AtomicBool::new(false));
         let produced = Arc::new(AtomicUsize::new(0));
         let (flag, total) = (stop.clone(), produced.clone());
@@ -151,7 +159,7 @@ impl Producer {
             let mut counts = vec![0usize; 6];
             while !flag.load(Ordering::SeqCst) {
                 for (p, count) in counts.iter_mut().enumerate() {
-                    let records = numbered(p as i32, *count, 50);
+                    let records = (*count..*count + 50).map(|seq| record(p as i32, seq));
                     runner::embedded::produce(&bootstrap, TOPIC, records).unwrap();
                     *count += 50;
                     total.fetch_add(50, Ordering::SeqCst);
@@ -177,6 +185,10 @@ impl Producer {
         self.stop.store(true, Ordering::SeqCst);
         self.handle.join().unwrap()
     }
+}
+
+fn record_of(mut one: impl Iterator<Item = runner::embedded::Record>) -> runner::embedded::Record {
+    one.next().expect("one record")
 }
 
 fn expected(counts: &[usize]) -> Vec<(i32, std::ops::Range<i64>)> {
@@ -410,21 +422,7 @@ fn continuous_totals_survive_a_kill_a_restart_and_a_rebalance() {
     };
 
     // Records keep coming while members join, die and restart.
-    let bootstrap = kafka.bootstrap_servers();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let producer = std::thread::spawn(move || {
-        let mut counts = vec![0usize; 6];
-        while !flag.load(Ordering::SeqCst) {
-            for (p, count) in counts.iter_mut().enumerate() {
-                let records = (*count..*count + 40).map(|s| transaction(p as i32, s));
-                runner::embedded::produce(&bootstrap, TOPIC, records).unwrap();
-                *count += 40;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        counts
-    });
+    let producer = Producer::start_with(kafka.bootstrap_servers(), transaction);
     let mut a = Member::start(dir.path(), "a");
     a.wait_assigned(1);
     wait_until(60, "no totals were saved", || {
@@ -439,8 +437,7 @@ fn continuous_totals_survive_a_kill_a_restart_and_a_rebalance() {
     a.kill();
     let mut a = Member::start(dir.path(), "a2");
     a.wait_assigned(1);
-    stop.store(true, Ordering::SeqCst);
-    let counts = producer.join().unwrap();
+    let counts = producer.finish();
     let target: Vec<i64> = counts.iter().map(|n| *n as i64).collect();
     wait_until(120, "the totals did not catch up with the producer", || {
         saved() == target
