@@ -14,10 +14,8 @@
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -54,7 +52,7 @@ fn main() {
         let (mut kcat, mut current, mut before) = (Vec::new(), Vec::new(), Vec::new());
         // Interleaved, so that the machine's drift hits every row alike; medians reported.
         for _ in 0..runs {
-            kcat.push(measure(
+            kcat.push(fixtures::measure(
                 Command::new("kcat")
                     .args([
                         "-C",
@@ -101,10 +99,16 @@ fn main() {
 }
 
 /// `runner once` of `binary` over one format's topic, as a new group into a new folder.
-fn export(binary: &str, bootstrap: &str, registry: &str, format: &str, group: usize) -> Measured {
+fn export(
+    binary: &str,
+    bootstrap: &str,
+    registry: &str,
+    format: &str,
+    group: usize,
+) -> fixtures::Measured {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), bootstrap, registry, format, group);
-    measure(
+    fixtures::measure(
         Command::new(binary)
             .args(["--config-dir", &dir.path().to_string_lossy()])
             .args(["--progress", "off", "once"])
@@ -114,7 +118,7 @@ fn export(binary: &str, bootstrap: &str, registry: &str, format: &str, group: us
 }
 
 /// The run with the median wall time.
-fn median(mut runs: Vec<Measured>) -> Measured {
+fn median(mut runs: Vec<fixtures::Measured>) -> fixtures::Measured {
     runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
     runs.swap_remove(runs.len() / 2)
 }
@@ -140,48 +144,13 @@ fn config(dir: &Path, bootstrap: &str, registry: &str, format: &str, group: usiz
     .unwrap();
 }
 
-struct Measured {
-    seconds: f64,
-    cpu: f64,
-    peak_kb: u64,
-}
-
-/// Runs a child to completion: wall time, its own CPU time (wait4) and peak RSS (VmHWM).
-fn measure(cmd: &mut Command) -> Measured {
-    let started = Instant::now();
-    // Reaped below with wait4, which also reports the child's own CPU time.
-    let pid = cmd.spawn().unwrap().id() as i32;
-    let status_file = format!("/proc/{pid}/status");
-    let mut peak_kb = 0;
-    loop {
-        // WNOHANG: reap when done, and keep sampling VmHWM until then.
-        let mut status = 0;
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: pid is this process's own child; status and usage are valid out-pointers.
-        let done = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if done == pid {
-            assert!(
-                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                "{cmd:?} failed"
-            );
-            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-            return Measured {
-                seconds: started.elapsed().as_secs_f64(),
-                cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
-                peak_kb,
-            };
-        }
-        let hwm = std::fs::read_to_string(&status_file).ok().and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        });
-        peak_kb = peak_kb.max(hwm.unwrap_or(0));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn row(format: &str, what: &str, records: usize, m: &Measured, ceiling: &Measured) {
+fn row(
+    format: &str,
+    what: &str,
+    records: usize,
+    m: &fixtures::Measured,
+    ceiling: &fixtures::Measured,
+) {
     println!(
         "| {format} | {what} | {:.0} | {:.2} | {:.2} | {:.1} MB |",
         records as f64 / m.seconds,
@@ -213,12 +182,5 @@ fn broker() {
         kafka.produce(&topic, batch).unwrap();
         eprintln!("loaded {records} {format} records into {topic}");
     }
-    println!("ready {} {}", kafka.bootstrap_servers(), server.url());
-    std::io::stdout().flush().unwrap();
-    let mut sink = String::new();
-    while std::io::stdin()
-        .read_line(&mut sink)
-        .map(|n| n > 0)
-        .unwrap_or(false)
-    {}
+    fixtures::serve(&kafka, &server);
 }

@@ -15,10 +15,8 @@
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 const PER_PARTITION: usize = 25_000;
 
@@ -83,7 +81,11 @@ fn main() {
             serde_json::Value::from(entries).to_string(),
         )
         .unwrap();
-        let (seconds, cpu, peak_kb) = measure(dir.path());
+        let fixtures::Measured {
+            seconds,
+            cpu,
+            peak_kb,
+        } = measure(dir.path());
         let records = topics * partitions * per;
         let rss = peak_kb as f64 / 1024.0;
         println!("| {series} | {x} | {records} | {seconds:.2} | {cpu:.2} | {rss:.1} MB |");
@@ -98,44 +100,20 @@ fn main() {
     let _ = child.wait();
 }
 
-/// `runner once` over every topic of the folder: wall and CPU seconds, peak RSS in KiB.
-fn measure(dir: &Path) -> (f64, f64, u64) {
-    let started = Instant::now();
-    let pid = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .args([
-            "--config-dir",
-            &dir.to_string_lossy(),
-            "--progress",
-            "off",
-            "once",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
-        .id() as i32;
-    let mut peak_kb = 0;
-    loop {
-        let mut status = 0;
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: pid is this process's own child; status and usage are valid out-pointers.
-        if unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) } == pid {
-            assert!(
-                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                "runner failed"
-            );
-            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-            let cpu = secs(usage.ru_utime) + secs(usage.ru_stime);
-            return (started.elapsed().as_secs_f64(), cpu, peak_kb);
-        }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let hwm = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
-        peak_kb = peak_kb.max(hwm.unwrap_or(0));
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// `runner once` over every topic of the folder.
+fn measure(dir: &Path) -> fixtures::Measured {
+    fixtures::measure(
+        Command::new(env!("CARGO_BIN_EXE_runner"))
+            .args([
+                "--config-dir",
+                &dir.to_string_lossy(),
+                "--progress",
+                "off",
+                "once",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null()),
+    )
 }
 
 fn broker(max: usize) {
@@ -158,12 +136,5 @@ fn broker(max: usize) {
         }
         eprintln!("loaded {series} {x}");
     }
-    println!("ready {} {}", kafka.bootstrap_servers(), server.url());
-    std::io::stdout().flush().unwrap();
-    let mut line = String::new();
-    while std::io::stdin()
-        .read_line(&mut line)
-        .map(|n| n > 0)
-        .unwrap_or(false)
-    {}
+    fixtures::serve(&kafka, &server);
 }

@@ -212,3 +212,58 @@ pub fn spawn_broker() -> (std::process::Child, String, String) {
         .expect("the broker child announces itself");
     (child, bootstrap.to_string(), registry.to_string())
 }
+
+/// The broker child's end: announce the addresses, then serve until stdin closes.
+pub fn serve(kafka: &runner::embedded::EmbeddedKafka, server: &EmbeddedRegistry) {
+    use std::io::Write;
+    println!("ready {} {}", kafka.bootstrap_servers(), server.url());
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    while std::io::stdin()
+        .read_line(&mut line)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {}
+}
+
+/// A child process's wall seconds, its own CPU seconds (wait4) and peak RSS in KiB (VmHWM).
+pub struct Measured {
+    pub seconds: f64,
+    pub cpu: f64,
+    pub peak_kb: u64,
+}
+
+/// Runs a child to completion: wall time, its own CPU time (wait4) and peak RSS (VmHWM).
+pub fn measure(cmd: &mut std::process::Command) -> Measured {
+    let started = std::time::Instant::now();
+    // Reaped below with wait4, which also reports the child's own CPU time.
+    let pid = cmd.spawn().unwrap().id() as i32;
+    let status_file = format!("/proc/{pid}/status");
+    let mut peak_kb = 0;
+    loop {
+        // WNOHANG: reap when done, and keep sampling VmHWM until then.
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: pid is this process's own child; status and usage are valid out-pointers.
+        let done = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if done == pid {
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "{cmd:?} failed"
+            );
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            return Measured {
+                seconds: started.elapsed().as_secs_f64(),
+                cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
+                peak_kb,
+            };
+        }
+        let hwm = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        });
+        peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
