@@ -222,6 +222,18 @@ fn duckdb_counts(out: &Path) -> (i64, i64) {
     (numbers[0], numbers[1])
 }
 
+/// Members `a` and `b`, both assigned, once some progress is recorded.
+fn two_members(dir: &Path, out: &Path) -> (Member, Member) {
+    let mut a = Member::start(dir, "a");
+    let mut b = Member::start(dir, "b");
+    a.wait_assigned(1);
+    b.wait_assigned(1);
+    wait_until(60, "no progress was recorded", || {
+        recorded(out).iter().sum::<i64>() > 0
+    });
+    (a, b)
+}
+
 #[test]
 fn members_join_leave_and_die_while_a_producer_writes_and_every_record_lands_once() {
     let kafka = EmbeddedKafka::start().unwrap();
@@ -230,13 +242,7 @@ fn members_join_leave_and_die_while_a_producer_writes_and_every_record_lands_onc
     let producer = Producer::start(kafka.bootstrap_servers());
     producer.wait_for(600);
 
-    let mut a = Member::start(dir.path(), "a");
-    let mut b = Member::start(dir.path(), "b");
-    a.wait_assigned(1);
-    b.wait_assigned(1);
-    wait_until(60, "no progress was recorded", || {
-        recorded(&out).iter().sum::<i64>() > 0
-    });
+    let (a, b) = two_members(dir.path(), &out);
 
     // A third member joins, takes partitions, and leaves on SIGTERM.
     let mut c = Member::start(dir.path(), "c");
@@ -660,13 +666,7 @@ fn a_member_frozen_past_its_session_comes_back_as_a_zombie_and_publishes_nothing
     let out = dir.path().join("out");
     let producer = Producer::start(kafka.bootstrap_servers());
     producer.wait_for(600);
-    let mut a = Member::start(dir.path(), "a");
-    let mut b = Member::start(dir.path(), "b");
-    a.wait_assigned(1);
-    b.wait_assigned(1);
-    wait_until(60, "no progress was recorded", || {
-        recorded(&out).iter().sum::<i64>() > 0
-    });
+    let (a, mut b) = two_members(dir.path(), &out);
 
     // SIGSTOP wherever `a` is (files open, perhaps a claim half done); the group's session
     // (6 s here) runs out and `b` takes its partitions while `a` is frozen.
