@@ -393,10 +393,6 @@ impl Work for AggregateWork {
         self.summary.clone()
     }
 
-    fn positions(&self) -> BTreeMap<i32, i64> {
-        self.buffers.positions()
-    }
-
     fn status(&self) -> String {
         format!("groups_in_delta={}", self.delta.group_count())
     }

@@ -275,10 +275,6 @@ impl Work for ExportWork {
         self.summary.clone()
     }
 
-    fn positions(&self) -> BTreeMap<i32, i64> {
-        self.buffers.positions()
-    }
-
     fn status(&self) -> String {
         format!("open_files={}", self.writer.open_files())
     }

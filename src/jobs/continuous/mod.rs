@@ -59,8 +59,6 @@ trait Work: Assignment {
     /// recorded position.
     fn restart(&mut self, consumer: &GroupConsumer);
     fn summary(&self) -> MemberSummary;
-    /// Owned partitions and their next offsets, for the status line.
-    fn positions(&self) -> BTreeMap<i32, i64>;
     /// Extra status fields, e.g. `open_files=2`.
     fn status(&self) -> String;
     /// A plain consumer of the group, for watermarks.
@@ -216,7 +214,7 @@ fn run_loop<W: Work + 'static>(
             }
         }
         if status.last.elapsed() >= status_every {
-            status.log(&*lock(&worker), &topic.topic, member);
+            status.log(&mut *lock(&worker), &topic.topic, member);
         }
     }
     let drained = lock(&worker).drain(&consumer);
@@ -357,12 +355,13 @@ impl Status {
         }
     }
 
-    fn log(&mut self, work: &dyn Work, topic: &str, index: usize) {
+    fn log(&mut self, work: &mut dyn Work, topic: &str, index: usize) {
         let seconds = self.last.elapsed().as_secs_f64().max(0.001);
         let records = work.summary().records;
         let per_second = records.saturating_sub(self.records) as f64 / seconds;
         let timeout = Duration::from_secs(5);
         let lag: Vec<String> = work
+            .buffers()
             .positions()
             .into_iter()
             .filter_map(|(p, next)| {
