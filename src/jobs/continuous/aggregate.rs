@@ -280,18 +280,12 @@ impl AggregateWork {
         let owned = super::owned(consumer, &self.topic.topic);
         for &p in &owned {
             self.buffers.stop(p);
-            self.base.remove(&p);
-            self.next.remove(&p);
         }
+        // The delta is gone, so no partition has anything unsaved.
         self.base.clear();
         self.next.clear();
         let starts = self.start(&owned);
-        let starts = owned
-            .iter()
-            .zip(starts)
-            .filter_map(|(p, s)| Some((*p, s?)))
-            .collect();
-        super::seek(consumer, &self.topic.topic, &starts, self.timeout);
+        super::seek(consumer, &self.topic.topic, &owned, starts, self.timeout);
     }
 
     fn start(&mut self, partitions: &[i32]) -> Vec<Option<i64>> {

@@ -168,12 +168,7 @@ impl ExportWork {
             self.progress.release(p);
         }
         let starts = self.start(&owned);
-        let starts = owned
-            .iter()
-            .zip(starts)
-            .filter_map(|(p, s)| Some((*p, s?)))
-            .collect();
-        super::seek(consumer, &self.topic.topic, &starts, self.timeout);
+        super::seek(consumer, &self.topic.topic, &owned, starts, self.timeout);
     }
 
     /// Where each partition starts: recorded progress, else the group's committed offset,

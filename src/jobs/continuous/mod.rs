@@ -315,11 +315,20 @@ fn plan_starts(
     Ok(starts)
 }
 
-/// Moves the consumer of owned partitions to `starts` (after a restart).
-fn seek(consumer: &GroupConsumer, topic: &str, starts: &BTreeMap<i32, i64>, timeout: Duration) {
+/// Moves the consumer of owned `partitions` to their `starts` (after a restart); a partition
+/// without a start is left where it is.
+fn seek(
+    consumer: &GroupConsumer,
+    topic: &str,
+    partitions: &[i32],
+    starts: Vec<Option<i64>>,
+    timeout: Duration,
+) {
     let mut tpl = rdkafka::TopicPartitionList::new();
-    for (p, offset) in starts {
-        let _ = tpl.add_partition_offset(topic, *p, rdkafka::Offset::Offset(*offset));
+    for (p, offset) in partitions.iter().zip(starts) {
+        if let Some(offset) = offset {
+            let _ = tpl.add_partition_offset(topic, *p, rdkafka::Offset::Offset(offset));
+        }
     }
     if tpl.count() > 0
         && let Err(e) = consumer.seek_partitions(tpl, timeout)
