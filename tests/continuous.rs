@@ -122,9 +122,13 @@ fn wait_until(seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
 /// Next offsets per partition in the progress record of group runner.live.
 fn recorded(out: &Path) -> Vec<i64> {
     let path = out.join(format!("_runner/progress/runner.{TOPIC}/{TOPIC}.json"));
-    let record: serde_json::Value = std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+    next_offsets(std::fs::read(path).ok())
+}
+
+/// The next offset of each of the 6 partitions in a progress record (0 where it has none).
+fn next_offsets(record: Option<impl AsRef<[u8]>>) -> Vec<i64> {
+    let record: serde_json::Value = record
+        .and_then(|b| serde_json::from_slice(b.as_ref()).ok())
         .unwrap_or_default();
     (0..6)
         .map(|p| {
@@ -613,19 +617,7 @@ fn a_store_outage_is_retried_and_every_record_still_lands_once() {
     let store = runner::sink::Sink::open(&config.sink, rt.handle().clone()).unwrap();
     let saved = || -> Vec<i64> {
         let path = format!("_runner/progress/runner.{TOPIC}/{TOPIC}.json").into();
-        let record: serde_json::Value = store
-            .get(&path)
-            .ok()
-            .flatten()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        (0..6)
-            .map(|p| {
-                record["partitions"][p.to_string()]["next_offset"]
-                    .as_i64()
-                    .unwrap_or(0)
-            })
-            .collect()
+        next_offsets(store.get(&path).ok().flatten())
     };
     for p in 0..6 {
         kafka.produce(TOPIC, numbered(p, 0, 1000)).unwrap();
