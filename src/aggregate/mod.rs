@@ -11,7 +11,7 @@ use crate::dead_letter_topic::{DeadLetterError, DeadLetterTopic};
 use crate::decode::{DecodeError, Decoder};
 use crate::jobs::RunContext;
 use crate::plan::{self, PlanError};
-use crate::read::{BoundedReader, ReadError};
+use crate::read::{BoundedReader, HeaderCapture, ReadError};
 use accumulate::{AccumulateError, Aggregator, order_key};
 use arrow::record_batch::RecordBatch;
 use config::Mode;
@@ -186,8 +186,13 @@ pub fn run(
     }
 
     let options = &ctx.options;
-    let mut reader =
-        BoundedReader::start(consumer, &plan, options.batch_rows, options.stall_timeout)?;
+    let mut reader = BoundedReader::start(
+        consumer,
+        &plan,
+        options.batch_rows,
+        options.stall_timeout,
+        HeaderCapture::for_topic(topic),
+    )?;
     let mut decoder = Decoder::new(topic, ctx.registry.clone());
     let dead_letter_topic = match &topic.dead_letter_topic {
         Some(name) => Some(DeadLetterTopic::new(&ctx.config.connections, name)?),

@@ -14,7 +14,7 @@ pub use connections::{Connections, SaslConfig, SaslMechanism, Secret, SslConfig}
 pub use jobs::{ContinuousSettings, JOBS_DIR, JobConfig, JobKind};
 pub use partition_map::PartitionMap;
 pub use path_template::{DEFAULT_TEMPLATE, PathTemplate, Piece};
-pub use topics::{Compression, Format, OnDecodeError, TopicConfig};
+pub use topics::{Compression, Format, OnDecodeError, TopicConfig, TypeConfig};
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -93,6 +93,9 @@ impl Config {
         let mut topics: Vec<TopicConfig> = load_json(&topics_file)?;
         for topic in &mut topics {
             topic.schema_file = topic.schema_file.as_ref().map(|f| dir.join(f));
+            for t in topic.types.iter_mut().flat_map(|t| t.values_mut()) {
+                t.schema_file = t.schema_file.as_ref().map(|f| dir.join(f));
+            }
         }
         topics::validate_all(&topics, &topics_file)?;
         connections.resolve_paths(connections_dir);

@@ -53,10 +53,28 @@ pub struct TopicConfig {
     pub max_bytes_per_file: u64,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// A header whose value names each record's type (seed 003's `item_type_name`); each
+    /// type in `types` has its own format and schema.
+    #[serde(default)]
+    pub type_header: Option<String>,
+    /// The types `type_header` may name, each decoded with its own format.
+    #[serde(default)]
+    pub types: Option<std::collections::BTreeMap<String, TypeConfig>>,
     /// When retention has deleted offsets the run should read: fail (true) or start at the log
     /// start and report the gap (false).
     #[serde(default = "yes")]
     pub fail_on_data_loss: bool,
+}
+
+/// One record type of a header-typed topic: its format and, where needed, its schema.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TypeConfig {
+    pub format: Format,
+    #[serde(default)]
+    pub schema_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -160,8 +178,85 @@ impl TopicConfig {
                 }
             }
         }
-        let needs_message = self.format == Format::Protobuf;
-        match (&self.schema_file, &self.message, self.format) {
+        self.validate_types(at, file)?;
+        validate_schema(
+            &self.schema_file,
+            &self.message,
+            self.format,
+            &field("schema_file"),
+            &field("message"),
+            file,
+        )?;
+        if self.max_records_per_file == 0 || self.max_bytes_per_file < 1024 {
+            return Err(ConfigError::invalid(
+                file,
+                field("max_records_per_file"),
+                "files need at least 1 record and max_bytes_per_file of at least 1024",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_types(&self, at: &str, file: &Path) -> Result<(), ConfigError> {
+        let types = match (&self.type_header, &self.types) {
+            (None, None) => return Ok(()),
+            (Some(header), Some(types)) if !header.is_empty() && !types.is_empty() => types,
+            (Some(_), _) => {
+                return Err(ConfigError::invalid(
+                    file,
+                    format!("{at}.types"),
+                    "type_header needs types: {\"<header value>\": {\"format\": \"avro\"}, ...}",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    file,
+                    format!("{at}.type_header"),
+                    "types need type_header: the header whose value names each record's type",
+                ));
+            }
+        };
+        if self.format != Format::Raw || self.schema_file.is_some() {
+            return Err(ConfigError::invalid(
+                file,
+                format!("{at}.format"),
+                "a header-typed topic takes its formats from types; remove format and schema_file",
+            ));
+        }
+        for (name, t) in types {
+            let at = format!("{at}.types.{name}");
+            validate_schema(
+                &t.schema_file,
+                &t.message,
+                t.format,
+                &format!("{at}.schema_file"),
+                &format!("{at}.message"),
+                file,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `schema_file` and `message` against `format` (see `TopicConfig::schema_file`).
+fn validate_schema(
+    schema_file: &Option<std::path::PathBuf>,
+    message: &Option<String>,
+    format: Format,
+    schema_field: &str,
+    message_field: &str,
+    file: &Path,
+) -> Result<(), ConfigError> {
+    {
+        let field = |name: &str| {
+            if name == "message" {
+                message_field.to_string()
+            } else {
+                schema_field.to_string()
+            }
+        };
+        let needs_message = format == Format::Protobuf;
+        match (schema_file, message, format) {
             (None, None, _) => {}
             (Some(schema), message, Format::Protobuf | Format::Avro | Format::Json)
                 if message.is_some() == needs_message =>
@@ -199,15 +294,8 @@ impl TopicConfig {
                 ));
             }
         }
-        if self.max_records_per_file == 0 || self.max_bytes_per_file < 1024 {
-            return Err(ConfigError::invalid(
-                file,
-                field("max_records_per_file"),
-                "files need at least 1 record and max_bytes_per_file of at least 1024",
-            ));
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 pub(super) fn validate_all(topics: &[TopicConfig], file: &Path) -> Result<(), ConfigError> {

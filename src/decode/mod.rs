@@ -9,6 +9,7 @@ mod keys;
 mod metadata;
 mod proto_arrow;
 mod protobuf;
+mod typed;
 mod unions;
 
 use crate::config::{Format, OnDecodeError, TopicConfig};
@@ -21,6 +22,7 @@ use std::sync::Arc;
 pub use dead_letter::DEAD_LETTER_COLUMNS;
 pub use metadata::METADATA_COLUMNS;
 pub use protobuf::{first_message, load_message};
+pub use typed::TYPE_COLUMN;
 
 /// A decoded batch: the rows that decoded, with the offsets and timestamps they came from, and
 /// the dead-letter rows of those that did not, with their offsets.
@@ -96,6 +98,8 @@ pub struct Decoder {
     payload: Payload,
     /// How keys are decoded; `None` keeps them as bytes.
     key: Option<Payload>,
+    /// For a header-typed topic, the payload of each type (then `payload` is unused).
+    typed: Option<typed::Typed>,
 }
 
 impl Decoder {
@@ -103,10 +107,11 @@ impl Decoder {
     pub fn new(topic: &TopicConfig, registry: Option<Arc<Registry>>) -> Self {
         let payload = Payload::new(topic.format, topic, registry.clone(), true);
         let key = (topic.key_format != Format::Raw)
-            .then(|| Payload::new(topic.key_format, topic, registry, false));
+            .then(|| Payload::new(topic.key_format, topic, registry.clone(), false));
         Decoder {
             topic: topic.clone(),
             payload,
+            typed: typed::Typed::new(topic, registry.clone()),
             key,
         }
     }
@@ -158,7 +163,10 @@ impl Decoder {
             );
             columns[metadata::KEY] = decoded;
         }
-        let payload = self.payload.decode(&batch.values)?;
+        let payload = match &mut self.typed {
+            Some(typed) => typed.decode(batch)?,
+            None => self.payload.decode(&batch.values)?,
+        };
         let mut pieces = Vec::with_capacity(payload.len());
         let mut row = 0;
         for Piece {
@@ -328,5 +336,13 @@ fn take(batch: &RawBatch, rows: &[usize]) -> RawBatch {
         values: pick(&batch.values),
         next_offset: batch.next_offset,
         last: batch.last,
+        types: batch
+            .types
+            .as_ref()
+            .map(|t| rows.iter().map(|&i| t[i].clone()).collect()),
+        headers: batch
+            .headers
+            .as_ref()
+            .map(|h| rows.iter().map(|&i| h[i].clone()).collect()),
     }
 }

@@ -16,6 +16,8 @@ fn raw(values: &[Option<&str>]) -> RawBatch {
         values: vals.finish(),
         next_offset: 10 + values.len() as i64,
         last: false,
+        types: None,
+        headers: None,
     }
 }
 
@@ -128,4 +130,107 @@ fn records_without_fields_still_become_rows() {
     let batch = rows(&mut d, &raw(&[Some("{}"), None, Some("{}")]));
     assert_eq!(batch.num_rows(), 3);
     assert_eq!(batch.num_columns(), METADATA_COLUMNS.len());
+}
+
+fn typed_decoder() -> Decoder {
+    let topic = serde_json::json!({
+        "topic": "shop",
+        "type_header": "item_type_name",
+        "types": {
+            "com.shop.Delivered": {"format": "json"},
+            "com.shop.Returned": {"format": "json"}
+        }
+    });
+    Decoder::new(&serde_json::from_value(topic).unwrap(), None)
+}
+
+fn typed(values: &[(Option<&str>, &str)]) -> RawBatch {
+    let mut batch = raw(&values.iter().map(|(_, v)| Some(*v)).collect::<Vec<_>>());
+    batch.types = Some(values.iter().map(|(t, _)| t.map(String::from)).collect());
+    batch
+}
+
+#[test]
+fn a_header_typed_topic_decodes_each_type_into_its_own_column() {
+    let mut d = typed_decoder();
+    let batch = typed(&[
+        (
+            Some("com.shop.Delivered"),
+            r#"{"order": 1, "courier": "dhl"}"#,
+        ),
+        (
+            Some("com.shop.Returned"),
+            r#"{"order": 2, "reason": "broken"}"#,
+        ),
+        (
+            Some("com.shop.Delivered"),
+            r#"{"order": 3, "courier": "ups"}"#,
+        ),
+    ]);
+    let rows = rows(&mut d, &batch);
+    assert_eq!(
+        payload_fields(&rows),
+        [
+            "value_type:Utf8",
+            "com.shop.Delivered:Struct(\"courier\": Utf8, \"order\": Int64)",
+            "com.shop.Returned:Struct(\"order\": Int64, \"reason\": Utf8)"
+        ]
+    );
+    let delivered = rows.column_by_name("com.shop.Delivered").unwrap();
+    let returned = rows.column_by_name("com.shop.Returned").unwrap();
+    assert_eq!(
+        (0..3).map(|i| delivered.is_valid(i)).collect::<Vec<_>>(),
+        [true, false, true]
+    );
+    assert_eq!(
+        (0..3).map(|i| returned.is_valid(i)).collect::<Vec<_>>(),
+        [false, true, false]
+    );
+    // A later batch of one type keeps the other's column, so files keep their schema.
+    let only = rows_of(
+        &mut d,
+        &typed(&[(
+            Some("com.shop.Returned"),
+            r#"{"order": 4, "reason": "late"}"#,
+        )]),
+    );
+    assert_eq!(only.schema(), rows.schema());
+}
+
+fn rows_of(d: &mut Decoder, batch: &RawBatch) -> RecordBatch {
+    rows(d, batch)
+}
+
+#[test]
+fn an_unknown_or_missing_type_is_a_dead_letter_with_the_reason() {
+    let mut d = typed_decoder();
+    let batch = typed(&[
+        (Some("com.shop.Delivered"), r#"{"order": 1}"#),
+        (Some("com.shop.Lost"), r#"{"order": 2}"#),
+        (None, r#"{"order": 3}"#),
+    ]);
+    let decoded = d.decode(&batch).unwrap();
+    assert_eq!(decoded.offsets, [10]);
+    assert_eq!(decoded.dead_offsets, [11, 12]);
+    let dead = decoded.dead.unwrap();
+    let reasons = dead
+        .column_by_name("error")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .unwrap();
+    assert!(
+        reasons
+            .value(0)
+            .contains("type `com.shop.Lost`, which is not in the topic's types"),
+        "{}",
+        reasons.value(0)
+    );
+    assert!(
+        reasons
+            .value(1)
+            .contains("header item_type_name is missing"),
+        "{}",
+        reasons.value(1)
+    );
 }

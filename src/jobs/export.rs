@@ -8,7 +8,7 @@ use crate::kafka;
 use crate::lock::{self, LockError};
 use crate::plan::{self, PlanError, TopicPlan};
 use crate::progress::{Progress, ProgressError};
-use crate::read::{BoundedReader, Prefetch, RawBatch, ReadError};
+use crate::read::{BoundedReader, HeaderCapture, Prefetch, RawBatch, ReadError};
 use crate::write::{Sealed, TopicWriter, WriteError};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -118,9 +118,14 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
     );
     if plan.count() > 0 {
         let options = &ctx.options;
-        let reader =
-            BoundedReader::start(consumer, &plan, options.batch_rows, options.stall_timeout)?
-                .with_buffer_budget(options.read_buffer_bytes);
+        let reader = BoundedReader::start(
+            consumer,
+            &plan,
+            options.batch_rows,
+            options.stall_timeout,
+            HeaderCapture::for_topic(topic),
+        )?
+        .with_buffer_budget(options.read_buffer_bytes);
         // Reading and decoding run a few batches ahead on their own thread, writing on this
         // one: two cores at work, the batches in the same order.
         let mut decoder = Decoder::new(topic, ctx.registry.clone());

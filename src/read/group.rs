@@ -116,6 +116,7 @@ pub fn subscribe(
 /// Records of the assigned partitions, gathered into columnar batches per partition. A batch
 /// is ready when it is full or its oldest record has waited `linger`.
 pub struct Buffers {
+    capture: super::HeaderCapture,
     batch_rows: usize,
     linger: Duration,
     partitions: BTreeMap<i32, Pending>,
@@ -124,16 +125,25 @@ pub struct Buffers {
 impl Buffers {
     pub fn new(batch_rows: usize, linger: Duration) -> Self {
         Buffers {
+            capture: Default::default(),
             batch_rows: batch_rows.max(1),
             linger,
             partitions: BTreeMap::new(),
         }
     }
 
+    /// Keeps these headers of the records buffered from now on.
+    pub fn with_capture(mut self, capture: super::HeaderCapture) -> Self {
+        self.capture = capture;
+        self
+    }
+
     /// Starts buffering `partition` at `offset`; earlier offsets are ignored.
     pub fn start(&mut self, partition: i32, offset: i64) {
-        self.partitions
-            .insert(partition, Pending::new(offset, i64::MAX));
+        self.partitions.insert(
+            partition,
+            Pending::new(offset, i64::MAX).with_capture(&self.capture),
+        );
     }
 
     /// Drops what was buffered of `partition`; it is no longer read.

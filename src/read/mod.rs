@@ -60,6 +60,28 @@ pub struct RawBatch {
     pub next_offset: i64,
     /// The partition's range is finished with this batch.
     pub last: bool,
+    /// Each record's type header value, for a header-typed topic (`HeaderCapture::type_header`).
+    pub types: Option<Vec<Option<String>>>,
+    /// Each record's headers as text (invalid UTF-8 replaced), when a stream job asks for them.
+    pub headers: Option<Vec<Vec<(String, String)>>>,
+}
+
+/// Which headers the reader keeps: reading them costs a lookup per record, so only when asked.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderCapture {
+    /// The header naming each record's type (topics.json `type_header`).
+    pub type_header: Option<Arc<str>>,
+    /// Every header, for stream jobs.
+    pub all: bool,
+}
+
+impl HeaderCapture {
+    pub fn for_topic(topic: &crate::config::TopicConfig) -> Self {
+        HeaderCapture {
+            type_header: topic.type_header.as_deref().map(Arc::from),
+            all: false,
+        }
+    }
 }
 
 impl RawBatch {
@@ -83,6 +105,9 @@ struct Pending {
     first_at: Instant,
     /// Key and value bytes buffered.
     bytes: usize,
+    capture: HeaderCapture,
+    types: Vec<Option<String>>,
+    headers: Vec<Vec<(String, String)>>,
 }
 
 impl Pending {
@@ -97,7 +122,15 @@ impl Pending {
             values: BinaryBuilder::new(),
             first_at: Instant::now(),
             bytes: 0,
+            capture: HeaderCapture::default(),
+            types: Vec::new(),
+            headers: Vec::new(),
         }
+    }
+
+    fn with_capture(mut self, capture: &HeaderCapture) -> Self {
+        self.capture = capture.clone();
+        self
     }
     /// Appends a message's columns; the partition is then covered up to after it.
     fn push(&mut self, msg: &impl Message) {
@@ -111,6 +144,37 @@ impl Pending {
         self.values.append_option(msg.payload());
         self.bytes += msg.key().map_or(0, <[u8]>::len) + msg.payload().map_or(0, <[u8]>::len);
         self.next = offset + 1;
+        if self.capture.type_header.is_some() || self.capture.all {
+            self.push_headers(msg);
+        }
+    }
+
+    fn push_headers(&mut self, msg: &impl Message) {
+        use rdkafka::message::Headers;
+        let headers = msg.headers();
+        if let Some(name) = &self.capture.type_header {
+            let value = headers.and_then(|h| {
+                h.iter()
+                    .filter(|h| h.key == name.as_ref())
+                    .last()
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            });
+            self.types.push(value);
+        }
+        if self.capture.all {
+            let all = headers
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                            (h.key.to_string(), value.into_owned())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.headers.push(all);
+        }
     }
 
     fn take(&mut self, partition: i32) -> RawBatch {
@@ -122,6 +186,12 @@ impl Pending {
             keys: self.keys.finish(),
             values: self.values.finish(),
             next_offset: self.next,
+            types: self
+                .capture
+                .type_header
+                .is_some()
+                .then(|| std::mem::take(&mut self.types)),
+            headers: self.capture.all.then(|| std::mem::take(&mut self.headers)),
             last: self.done,
         }
     }
@@ -151,6 +221,7 @@ impl BoundedReader {
         plan: &TopicPlan,
         batch_rows: usize,
         stall_timeout: Duration,
+        capture: HeaderCapture,
     ) -> Result<Self, ReadError> {
         let mut tpl = TopicPartitionList::new();
         let mut partitions = BTreeMap::new();
@@ -160,7 +231,10 @@ impl BoundedReader {
                     topic: plan.topic.clone(),
                     source,
                 })?;
-            partitions.insert(p.partition, Pending::new(p.start, p.end));
+            partitions.insert(
+                p.partition,
+                Pending::new(p.start, p.end).with_capture(&capture),
+            );
         }
         consumer.assign(&tpl).map_err(|source| ReadError::Assign {
             topic: plan.topic.clone(),

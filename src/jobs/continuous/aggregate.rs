@@ -16,8 +16,8 @@ use crate::config::{ContinuousSettings, JobConfig, TopicConfig};
 use crate::dead_letter_topic::DeadLetterTopic;
 use crate::decode::Decoder;
 use crate::jobs::RunContext;
-use crate::read::RawBatch;
 use crate::read::group::{Assignment, Buffers, GroupConsumer};
+use crate::read::{HeaderCapture, RawBatch};
 use crate::sink::Sink;
 use arrow::array::UInt32Array;
 use arrow::record_batch::RecordBatch;
@@ -84,7 +84,8 @@ impl AggregateWork {
             topic: topic.clone(),
             sink: ctx.sink.clone(),
             connections: ctx.config.connections.clone(),
-            buffers: Buffers::new(batch_rows, save_every.min(Duration::from_secs(1))),
+            buffers: Buffers::new(batch_rows, save_every.min(Duration::from_secs(1)))
+                .with_capture(HeaderCapture::for_topic(topic)),
             decoder: Decoder::new(topic, ctx.registry.clone()),
             dead_letter_topic,
             planner,

@@ -15,8 +15,8 @@ use crate::decode::{Decoded, Decoder};
 use crate::jobs::RunContext;
 use crate::jobs::export::ExportError;
 use crate::progress::{CLAIM, Progress};
-use crate::read::RawBatch;
 use crate::read::group::{Assignment, Buffers, GroupConsumer};
+use crate::read::{HeaderCapture, RawBatch};
 use crate::write::{Sealed, TopicWriter};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -70,7 +70,7 @@ impl ExportWork {
         let batch_rows = settings.batch_size.unwrap_or(ctx.options.batch_rows);
         Ok(ExportWork {
             topic: topic.clone(),
-            buffers: Buffers::new(batch_rows, linger),
+            buffers: Buffers::new(batch_rows, linger).with_capture(HeaderCapture::for_topic(topic)),
             decoder: Decoder::new(topic, ctx.registry.clone()),
             writer: {
                 let mut writer = TopicWriter::new(ctx.sink.clone(), topic, BTreeMap::new());
