@@ -37,6 +37,8 @@ fn batches(values: &[Vec<u8>]) -> Vec<RawBatch> {
                 values: vals.finish(),
                 next_offset: first + chunk.len() as i64,
                 last: false,
+                types: None,
+                headers: None,
             }
         })
         .collect()

@@ -112,6 +112,8 @@ fn stages_only(rt: &tokio::runtime::Runtime, format: &str, records: usize) -> f6
             values: values.finish(),
             next_offset: (offset + n) as i64,
             last: offset + n == records,
+            types: None,
+            headers: None,
         };
         let decoded = decoder.decode(&raw).unwrap();
         for sealed in writer.write(&raw, decoded, raw.last).unwrap() {
