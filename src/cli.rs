@@ -543,6 +543,7 @@ pub fn print_jobs(config: &runner::config::Config) {
         let kind = match job.kind {
             runner::config::JobKind::Export => "export",
             runner::config::JobKind::Aggregate => "aggregate",
+            runner::config::JobKind::Stream => "stream",
         };
         println!(
             "job {} ({kind}){state}: topics {}",

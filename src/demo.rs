@@ -60,6 +60,7 @@ pub fn run(config_dir: &Path, args: &DemoArgs, rt: &Runtime) -> anyhow::Result<E
     }
     let chosen = config.select_jobs(&[])?;
     let ctx = RunContext {
+        processors: Default::default(),
         sink: Arc::new(Sink::open(&config.sink, rt.handle().clone())?),
         registry: Some(Arc::new(registry)),
         config,

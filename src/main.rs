@@ -146,6 +146,7 @@ pub(crate) fn context(
     let sink = Sink::open(&config.sink, rt.handle().clone())?;
     let registry = Registry::from_connections(&config.connections, rt.handle().clone())?;
     Ok(RunContext {
+        processors: Default::default(),
         config,
         sink: Arc::new(sink),
         registry: registry.map(Arc::new),

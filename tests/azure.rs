@@ -209,6 +209,7 @@ fn azure_context(
     let sink = Sink::open(&config.sink, rt.handle().clone()).unwrap();
     let local = context(bootstrap, dir, rt);
     runner::jobs::RunContext {
+        processors: Default::default(),
         config,
         sink: std::sync::Arc::new(sink),
         registry: None,

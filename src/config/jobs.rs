@@ -39,6 +39,9 @@ pub struct JobConfig {
     pub limits: Limits,
     #[serde(default)]
     pub aggregate: Option<AggregateConfig>,
+    /// What a `"kind": "stream"` job does with its records.
+    #[serde(default)]
+    pub stream: Option<super::stream::StreamConfig>,
     /// Settings of a job whose schedule is `continuous`.
     #[serde(default)]
     pub continuous: Option<ContinuousSettings>,
@@ -59,6 +62,8 @@ pub enum JobKind {
     Export,
     /// Totals per group to the log, a topic or Parquet.
     Aggregate,
+    /// Records filtered, joined, processed and sent to topics, continuously.
+    Stream,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -300,6 +305,9 @@ fn validate(job: &mut JobConfig, topics: &[TopicConfig]) -> Result<(), ConfigErr
             ),
         ));
     }
+    if job.kind == JobKind::Stream {
+        validate_stream(job)?;
+    }
     if job.schedule.as_deref() == Some(CONTINUOUS) {
         validate_continuous(job)?;
     } else if job.continuous.is_some() {
@@ -371,7 +379,47 @@ fn validate(job: &mut JobConfig, topics: &[TopicConfig]) -> Result<(), ConfigErr
             agg.aggregates().map_err(|(f, m)| invalid(&f, m))?;
             agg.casts().map_err(|(f, m)| invalid(&f, m))?;
         }
-        (JobKind::Export, None) => {}
+        (JobKind::Export | JobKind::Stream, None) => {}
+        (JobKind::Stream, Some(_)) => {
+            return Err(invalid(
+                "aggregate",
+                "is only read when \"kind\": \"aggregate\"; remove the block".into(),
+            ));
+        }
     }
     Ok(())
+}
+
+/// A stream job runs continuously: its schedule is `continuous` (or left out).
+fn validate_stream(job: &mut JobConfig) -> Result<(), ConfigError> {
+    let file = job.file.clone();
+    let invalid = |field: &str, message: &str| ConfigError::invalid(&file, field, message);
+    match job.schedule.as_deref() {
+        None => job.schedule = Some(CONTINUOUS.to_string()),
+        Some(CONTINUOUS) => {}
+        Some(_) => {
+            return Err(invalid(
+                "schedule",
+                "a stream job runs continuously; remove the schedule or set \"continuous\"",
+            ));
+        }
+    }
+    if job.topics.is_empty() {
+        return Err(invalid(
+            "topics",
+            "a stream job names its input topics, e.g. [\"orders\", \"payments\"]",
+        ));
+    }
+    let dir = file
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    match &mut job.stream {
+        Some(stream) => stream.validate(&file, &dir),
+        None => Err(invalid(
+            "stream",
+            "is missing: a stream job needs {\"outputs\": [{\"topic\": \"...\"}]}",
+        )),
+    }
 }

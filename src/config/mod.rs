@@ -7,6 +7,7 @@ mod interpolate;
 pub mod jobs;
 mod partition_map;
 mod path_template;
+pub mod stream;
 mod strict_json;
 mod topics;
 

@@ -3,6 +3,7 @@
 
 pub mod continuous;
 pub mod export;
+pub mod stream;
 
 use crate::aggregate::{self, AggregateError, AggregateSummary};
 use crate::config::{Config, JobConfig, JobKind, TopicConfig};
@@ -93,6 +94,8 @@ pub struct RunContext {
     /// The Schema Registry of connections.json, for the avro and protobuf formats.
     pub registry: Option<Arc<crate::registry::Registry>>,
     pub options: RunOptions,
+    /// Rust processors a custom binary offers to stream jobs (`stream.process.rust`).
+    pub processors: crate::process::Registry,
 }
 
 pub struct TopicOutcome {
@@ -145,6 +148,8 @@ pub fn run_job(ctx: &RunContext, job: &JobConfig) -> JobOutcome {
     let topics = job.topics(&ctx.config.topics);
     let results = match job.kind {
         JobKind::Export => JobResults::Export(run_once(&ctx, &topics)),
+        // Stream jobs run continuously (`runner continuous`); `once` refuses them earlier.
+        JobKind::Stream => JobResults::Export(Vec::new()),
         // Totals need every partition in one place: the first shard computes them.
         JobKind::Aggregate if ctx.options.shard.is_some_and(|s| s.index > 0) => {
             tracing::info!("aggregate jobs run on shard 0 only");

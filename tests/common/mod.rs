@@ -34,6 +34,7 @@ pub fn context(bootstrap: &str, out: &Path, rt: &tokio::runtime::Runtime) -> Run
         serde_json::from_value(serde_json::json!({ "bootstrap_servers": bootstrap }))
             .expect("connections");
     RunContext {
+        processors: Default::default(),
         config: Config {
             dir: out.to_path_buf(),
             connections,

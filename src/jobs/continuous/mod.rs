@@ -29,6 +29,8 @@ pub enum ContinuousError {
     Export(#[from] ExportError),
     #[error(transparent)]
     Aggregate(#[from] AggregateError),
+    #[error(transparent)]
+    Stream(#[from] super::stream::StreamError),
 }
 
 impl ContinuousError {
@@ -36,6 +38,7 @@ impl ContinuousError {
         match self {
             ContinuousError::Export(e) => e.is_permanent(),
             ContinuousError::Aggregate(e) => e.is_permanent(),
+            ContinuousError::Stream(_) => true,
         }
     }
 }
@@ -68,6 +71,14 @@ trait Work: Assignment {
 /// Runs a continuous job: `threads` members per topic, each on its own thread, until
 /// `ctx.options.stop` is requested or one fails permanently (then the others stop too).
 pub fn run_job(ctx: &RunContext, job: &JobConfig) -> Result<MemberSummary, ContinuousError> {
+    if job.kind == JobKind::Stream {
+        let summary = super::stream::run(ctx, job, &ctx.processors)?;
+        return Ok(MemberSummary {
+            records: summary.records,
+            files: 0,
+            dead_letters: summary.dead_letters,
+        });
+    }
     let settings = job.continuous.clone().unwrap_or_default();
     let topics = job.topics(&ctx.config.topics);
     let mut ctx = ctx.clone();
@@ -139,6 +150,7 @@ fn run_member(
     let group = settings.group_id.clone().unwrap_or_else(|| match job.kind {
         JobKind::Export => topic.group_id(),
         JobKind::Aggregate => format!("runner.aggregate.{}", job.name),
+        JobKind::Stream => super::stream::group_of(job),
     });
     let topic = continuous_topic(topic, group);
     let config = config(&topic.group_id());
@@ -154,6 +166,8 @@ fn run_member(
             })?;
             run_loop(ctx, &topic, config, work, settings, member)
         }
+        // run_job hands stream jobs to their own loop.
+        JobKind::Stream => Ok(MemberSummary::default()),
     }
 }
 

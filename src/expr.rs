@@ -1,0 +1,232 @@
+//! Expressions in job files (filters, selected fields, join ids, output keys and routes), in
+//! CEL, the Common Expression Language: side-effect free and always terminating by design
+//! (no loops, no I/O), the language Kubernetes uses for admission rules, so there is nothing
+//! for a job file to execute. Each expression sees one record as variables:
+//! `value`, `key`, `headers`, `topic`, `partition`, `offset`, `timestamp` and `type`.
+
+use serde_json::Value;
+
+/// The variables an expression may use.
+pub const VARIABLES: [&str; 8] = [
+    "value",
+    "key",
+    "headers",
+    "topic",
+    "partition",
+    "offset",
+    "timestamp",
+    "type",
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("`{source_text}`: {reason}")]
+pub struct ExprError {
+    pub source_text: String,
+    pub reason: String,
+}
+
+/// A compiled expression.
+#[derive(Clone)]
+pub struct Expr {
+    source: String,
+    program: std::sync::Arc<cel::Program>,
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl Expr {
+    /// Compiles `source`; it may only name the record's variables.
+    pub fn compile(source: &str) -> Result<Expr, ExprError> {
+        let error = |reason: String| ExprError {
+            source_text: source.to_string(),
+            reason,
+        };
+        let program = cel::Program::compile(source).map_err(|e| error(e.to_string()))?;
+        let references = program.references();
+        if let Some(unknown) = references
+            .variables()
+            .into_iter()
+            .find(|v| !VARIABLES.contains(v))
+        {
+            return Err(error(format!(
+                "`{unknown}` is not a variable here; use one of {}, e.g. value.{unknown}",
+                VARIABLES.join(", ")
+            )));
+        }
+        Ok(Expr {
+            source: source.to_string(),
+            program: std::sync::Arc::new(program),
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The expression's value for one record, as JSON.
+    pub fn eval(&self, record: &Bindings) -> Result<Value, ExprError> {
+        let value = self
+            .program
+            .execute(&record.context)
+            .map_err(|e| ExprError {
+                source_text: self.source.clone(),
+                reason: e.to_string(),
+            })?;
+        value.json().map_err(|e| ExprError {
+            source_text: self.source.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// A condition: true or false, anything else is an error.
+    pub fn test(&self, record: &Bindings) -> Result<bool, ExprError> {
+        match self.eval(record)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(ExprError {
+                source_text: self.source.clone(),
+                reason: format!("gives {other}, not true or false"),
+            }),
+        }
+    }
+}
+
+/// One record's variables, bound once for every expression evaluated on it.
+pub struct Bindings {
+    context: cel::Context<'static, 'static>,
+}
+
+/// A record's fields as expressions see them.
+pub struct Variables<'a> {
+    pub value: &'a Value,
+    pub key: Option<&'a str>,
+    pub headers: &'a [(String, String)],
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub type_name: Option<&'a str>,
+}
+
+impl Bindings {
+    pub fn new(v: &Variables<'_>) -> Bindings {
+        let mut context = cel::Context::default();
+        context.add_variable_from_value("value", to_cel(v.value));
+        context.add_variable_from_value("key", v.key.map_or(cel::Value::Null, |k| k.into()));
+        let headers: std::collections::HashMap<String, String> =
+            v.headers.iter().cloned().collect();
+        context.add_variable_from_value("headers", headers);
+        context.add_variable_from_value("topic", v.topic);
+        context.add_variable_from_value("partition", i64::from(v.partition));
+        context.add_variable_from_value("offset", v.offset);
+        context.add_variable_from_value(
+            "timestamp",
+            v.timestamp.map_or(cel::Value::Null, cel::Value::Int),
+        );
+        context.add_variable_from_value("type", v.type_name.map_or(cel::Value::Null, |t| t.into()));
+        Bindings { context }
+    }
+
+    /// Only `value` set: for expressions on a record made by a join or a processor.
+    pub fn value_only(value: &Value, topic: &str) -> Bindings {
+        Bindings::new(&Variables {
+            value,
+            key: None,
+            headers: &[],
+            topic,
+            partition: -1,
+            offset: -1,
+            timestamp: None,
+            type_name: None,
+        })
+    }
+}
+
+/// JSON as CEL sees it. Whole numbers are `int` (CEL does not mix `int` and `uint`, and
+/// `value.amount * 100` must work whatever the sign of the amount).
+fn to_cel(value: &Value) -> cel::Value {
+    match value {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => cel::Value::Int(i),
+            (None, Some(u)) => cel::Value::UInt(u),
+            _ => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cel::Value::from(s.as_str()),
+        Value::Array(items) => {
+            cel::Value::List(std::sync::Arc::new(items.iter().map(to_cel).collect()))
+        }
+        Value::Object(fields) => {
+            let map: std::collections::HashMap<String, cel::Value> =
+                fields.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
+            cel::Value::from(map)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn bind(value: &Value) -> Bindings {
+        Bindings::new(&Variables {
+            value,
+            key: Some("acc-1"),
+            headers: &[("item_type_name".into(), "com.shop.Delivered".into())],
+            topic: "orders",
+            partition: 3,
+            offset: 42,
+            timestamp: Some(1_700_000_000_000),
+            type_name: Some("com.shop.Delivered"),
+        })
+    }
+
+    #[test]
+    fn expressions_see_the_record() {
+        let record = json!({"amount": 120.5, "account": {"id": "a1"}, "tags": ["x"], "count": 7});
+        let b = bind(&record);
+        let eval = |s: &str| Expr::compile(s).unwrap().eval(&b).unwrap();
+        assert_eq!(eval("value.amount > 100.0"), json!(true));
+        assert_eq!(eval("value.account.id + '-' + key"), json!("a1-acc-1"));
+        assert_eq!(eval("headers.item_type_name"), json!("com.shop.Delivered"));
+        assert_eq!(eval("[topic, partition, offset]"), json!(["orders", 3, 42]));
+        assert_eq!(
+            eval("type == 'com.shop.Delivered' && size(value.tags) == 1"),
+            json!(true)
+        );
+        assert_eq!(eval("has(value.missing)"), json!(false));
+        assert_eq!(eval("value.count * 100"), json!(700));
+    }
+
+    #[test]
+    fn expressions_are_shared_across_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<Expr>();
+    }
+
+    #[test]
+    fn an_unknown_variable_or_bad_syntax_is_refused_at_load() {
+        let e = Expr::compile("amount > 1").unwrap_err();
+        assert!(e.to_string().contains("`amount` is not a variable"), "{e}");
+        assert!(Expr::compile("value.amount >").is_err());
+    }
+
+    #[test]
+    fn a_condition_that_is_not_a_boolean_is_an_error() {
+        let record = json!({"amount": 1});
+        let e = Expr::compile("value.amount")
+            .unwrap()
+            .test(&bind(&record))
+            .unwrap_err();
+        assert!(e.to_string().contains("not true or false"), "{e}");
+        let missing = Expr::compile("value.nothing > 1")
+            .unwrap()
+            .test(&bind(&record));
+        assert!(missing.is_err());
+    }
+}
