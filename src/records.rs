@@ -42,8 +42,15 @@ impl Record {
     }
 }
 
-/// The decoded rows of `raw` (of `topic`) as records, in offset order.
-pub fn from_decoded(topic: &str, raw: &RawBatch, decoded: &Decoded) -> Result<Vec<Record>, String> {
+/// The decoded rows of `raw` (of `topic`) as records, in offset order. With `json` (a JSON
+/// topic) each value is its own JSON text, exactly: the decoded rows share one schema, where a
+/// field one record lacks would read as null.
+pub fn from_decoded(
+    topic: &str,
+    raw: &RawBatch,
+    decoded: &Decoded,
+    json: bool,
+) -> Result<Vec<Record>, String> {
     let mut records = Vec::with_capacity(decoded.offsets.len());
     // Decoded offsets are a subsequence of the raw ones: walk both.
     let mut at = 0;
@@ -54,7 +61,13 @@ pub fn from_decoded(topic: &str, raw: &RawBatch, decoded: &Decoded) -> Result<Ve
             while at < raw.offsets.len() && raw.offsets[at] != offset {
                 at += 1;
             }
-            let (type_name, value) = split_type(value);
+            let (type_name, mut value) = split_type(value);
+            if json
+                && raw.values.is_valid(at)
+                && let Ok(exact) = serde_json::from_slice(raw.values.value(at))
+            {
+                value = exact;
+            }
             records.push(Record {
                 topic: topic.to_string(),
                 partition: raw.partition,

@@ -292,3 +292,597 @@ fn exactly_once_mode_commits_outputs_in_transactions() {
     let (code, log) = runner.terminate();
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// A local HTTP server for the hooks: `/analyze` answers `{"sentiment": "positive"}`;
+/// `/enrich` answers by the body's `kind`: `ok` 200, `flaky` 500 on its first call then 200,
+/// `bad` 400.
+fn serve(rt: &tokio::runtime::Runtime) -> String {
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/analyze",
+            post(|body: String| async move {
+                let text = serde_json::from_str::<Value>(&body).unwrap()["text"].clone();
+                axum::Json(json!({"sentiment": "positive", "analyzed": text}))
+            }),
+        )
+        .route(
+            "/enrich",
+            post(
+                |State(seen): State<Arc<Mutex<std::collections::HashSet<String>>>>,
+                 body: String| async move {
+                    let value: Value = serde_json::from_str(&body).unwrap();
+                    let id = value["id"].to_string();
+                    match value["kind"].as_str() {
+                        Some("bad") => (StatusCode::BAD_REQUEST, "no such customer".to_string()),
+                        Some("flaky") if seen.lock().unwrap().insert(id) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, "try again".to_string())
+                        }
+                        _ => (StatusCode::OK, json!({"enriched": true}).to_string()),
+                    }
+                },
+            ),
+        )
+        .with_state(seen);
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let address = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}")
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python")
+}
+
+/// Seed 002 end to end: two topics joined by id, its `process()` (which calls an HTTP API)
+/// through the adapter in batches, and the result forwarded.
+#[test]
+fn seed_002_process_runs_through_the_python_adapter() {
+    let rt = runtime();
+    let api = serve(&rt);
+    let kafka = EmbeddedKafka::start().unwrap();
+    let adapter = examples().join("runner_adapter.py");
+    let job = json!({
+        "kind": "stream",
+        "topics": ["texts", "meta"],
+        "stream": {
+            "join": {"by": "key", "timeout_seconds": 60, "changelog_topic": "seed-changelog"},
+            "process": {"command": {
+                "command": ["python3", adapter.to_string_lossy(), "worker"],
+                "batch_size": 5,
+                "env": {"PYTHONPATH": examples().to_string_lossy(), "ANALYZE_URL": format!("{api}/analyze")}
+            }},
+            "outputs": [{"topic": "enriched", "key": "value.id"}],
+            "delivery": "at_least_once",
+            "commit_interval_ms": 100
+        }
+    });
+    let topics = json!([{"topic": "texts", "format": "json"}, {"topic": "meta", "format": "json"}]);
+    let dir = setup(
+        &kafka,
+        topics,
+        2,
+        &["enriched", "seed-changelog"],
+        "seed",
+        job,
+    );
+    let mut runner = Runner::start(dir.path(), "seed", "seed");
+    runner.wait_assigned();
+    for i in 0..12 {
+        let id = format!("m{i}");
+        kafka
+            .produce("texts", [keyed(&id, json!({"text": format!("hello {i}")}))])
+            .unwrap();
+        kafka
+            .produce("meta", [keyed(&id, json!({"lang": "en"}))])
+            .unwrap();
+    }
+    let out = read_committed(&kafka.bootstrap_servers(), "enriched", 12);
+    assert_eq!(out.len(), 12, "{}", runner.log());
+    for (key, value) in &out {
+        let content = &value["content"];
+        assert_eq!(content["sentiment"], "positive", "{value}");
+        assert_eq!(content["lang"], "en", "{value}");
+        assert_eq!(content["analyzed"], content["text"], "{value}");
+        assert_eq!(value["id"].as_str(), Some(key.as_str()));
+    }
+    let (code, log) = runner.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+fn hook_job(command: &[&str], extra: Value) -> Value {
+    let mut process = json!({"command": command, "timeout_seconds": 2, "max_restarts": 2});
+    process
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    json!({
+        "kind": "stream",
+        "topics": ["in"],
+        "stream": {
+            "process": {"command": process},
+            "outputs": [{"topic": "out"}],
+            "delivery": "at_least_once",
+            "commit_interval_ms": 100
+        }
+    })
+}
+
+/// A hook that crashes once is restarted and the request sent again: nothing is lost.
+#[test]
+fn a_crashing_hook_is_restarted_and_nothing_is_lost() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let marker = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"
+import json, os, sys
+marker = {:?}
+for line in sys.stdin:
+    record = json.loads(line)
+    if record["value"]["n"] == 3 and not os.path.exists(marker):
+        open(marker, "w").close()
+        sys.exit(1)
+    print(json.dumps({{"n": record["value"]["n"], "seen": True}}), flush=True)
+"#,
+        marker.path().join("crashed").to_string_lossy()
+    );
+    let job = hook_job(&["python3", "-c", &script], json!({}));
+    let dir = setup(
+        &kafka,
+        json!([{"topic": "in", "format": "json"}]),
+        1,
+        &["out"],
+        "hook",
+        job,
+    );
+    let mut runner = Runner::start(dir.path(), "hook", "hook");
+    runner.wait_assigned();
+    kafka
+        .produce("in", (0..8).map(|n| keyed("k", json!({"n": n}))))
+        .unwrap();
+    let out = read_committed(&kafka.bootstrap_servers(), "out", 8);
+    let ns: Vec<i64> = out.iter().map(|(_, v)| v["n"].as_i64().unwrap()).collect();
+    assert_eq!(ns, (0..8).collect::<Vec<_>>(), "{}", runner.log());
+    assert!(
+        runner
+            .log()
+            .contains("processing hook failed; restarting it")
+    );
+    let (code, log) = runner.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+/// A hook that hangs is killed at its timeout and restarted; after max_restarts in a row the
+/// job stops with an error naming the hook, and commits nothing past the record.
+#[test]
+fn a_hanging_hook_fails_the_job_after_its_restarts() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let script = r#"
+import json, sys, time
+for line in sys.stdin:
+    if json.loads(line)["value"]["n"] == 2:
+        time.sleep(1000)
+    print(line.strip() and json.dumps(json.loads(line)["value"]), flush=True)
+"#;
+    let job = hook_job(&["python3", "-c", script], json!({}));
+    let dir = setup(
+        &kafka,
+        json!([{"topic": "in", "format": "json"}]),
+        1,
+        &["out"],
+        "hang",
+        job,
+    );
+    let mut runner = Runner::start(dir.path(), "hang", "hang");
+    runner.wait_assigned();
+    kafka
+        .produce("in", (0..4).map(|n| keyed("k", json!({"n": n}))))
+        .unwrap();
+    let status = runner.child.wait().unwrap();
+    let log = runner.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("failed 3 times in a row (max_restarts 2); last: no reply within 2s"),
+        "{log}"
+    );
+}
+
+/// The HTTP hook merges replies, retries a 500 and dead-letters a 400 with the reason.
+#[test]
+fn the_http_hook_merges_retries_and_dead_letters() {
+    let rt = runtime();
+    let api = serve(&rt);
+    let kafka = EmbeddedKafka::start().unwrap();
+    let job = json!({
+        "kind": "stream",
+        "topics": ["in"],
+        "stream": {
+            "process": {"http": {"url": format!("{api}/enrich"), "concurrency": 3, "retries": 3}},
+            "outputs": [{"topic": "out", "key": "string(value.id)"}],
+            "dead_letter_topic": "dlq",
+            "delivery": "at_least_once",
+            "commit_interval_ms": 100
+        }
+    });
+    let dir = setup(
+        &kafka,
+        json!([{"topic": "in", "format": "json"}]),
+        2,
+        &["out", "dlq"],
+        "http",
+        job,
+    );
+    let mut runner = Runner::start(dir.path(), "http", "http");
+    runner.wait_assigned();
+    let kinds = ["ok", "flaky", "bad", "ok", "flaky", "ok"];
+    let records = kinds
+        .iter()
+        .enumerate()
+        .map(|(id, kind)| keyed(&id.to_string(), json!({"id": id, "kind": kind})));
+    kafka.produce("in", records).unwrap();
+    let out = read_committed(&kafka.bootstrap_servers(), "out", 5);
+    let mut ids: Vec<String> = out.iter().map(|(k, _)| k.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["0", "1", "3", "4", "5"], "{}", runner.log());
+    assert!(
+        out.iter()
+            .all(|(_, v)| v["enriched"] == true && v["kind"] != "bad")
+    );
+    let dead = read_committed(&kafka.bootstrap_servers(), "dlq", 1);
+    assert_eq!(dead[0].1["kind"], "bad");
+    assert!(
+        runner
+            .log()
+            .contains("HTTP hook rejected it: 400 Bad Request: no such customer"),
+        "{}",
+        runner.log()
+    );
+    let (code, log) = runner.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+/// Produces JSON values with an `item_type_name` header (none when `type_name` is None).
+fn produce_typed(bootstrap: &str, topic: &str, records: &[(Option<&str>, Value)]) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for (type_name, value) in records {
+        let payload = value.to_string();
+        let mut record = BaseRecord::<str, str>::to(topic).payload(&payload).key("k");
+        if let Some(t) = type_name {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: "item_type_name",
+                value: Some(*t),
+            }));
+        }
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+fn typed_topic() -> Value {
+    json!([{
+        "topic": "shop",
+        "type_header": "item_type_name",
+        "types": {
+            "com.shop.Delivered": {"format": "json"},
+            "com.shop.Returned": {"format": "json"}
+        }
+    }])
+}
+
+/// Seed 003: the header picks each record's type; the outputs are routed by type and an
+/// unknown or missing type is a dead letter with the reason.
+#[test]
+fn header_typed_records_are_decoded_by_type_and_unknown_types_dead_lettered() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let job = json!({
+        "kind": "stream",
+        "topics": ["shop"],
+        "stream": {
+            "select": {"type": "type", "order": "value.order", "detail": "has(value.courier) ? value.courier : value.reason"},
+            "outputs": [
+                {"topic": "delivered", "when": "value.type == 'com.shop.Delivered'"},
+                {"topic": "returned", "when": "value.type == 'com.shop.Returned'"}
+            ],
+            "dead_letter_topic": "dlq",
+            "commit_interval_ms": 100
+        }
+    });
+    let dir = setup(
+        &kafka,
+        typed_topic(),
+        1,
+        &["delivered", "returned", "dlq"],
+        "typed",
+        job,
+    );
+    let mut runner = Runner::start(dir.path(), "typed", "typed");
+    runner.wait_assigned();
+    produce_typed(
+        &kafka.bootstrap_servers(),
+        "shop",
+        &[
+            (
+                Some("com.shop.Delivered"),
+                json!({"order": 1, "courier": "dhl"}),
+            ),
+            (
+                Some("com.shop.Returned"),
+                json!({"order": 2, "reason": "broken"}),
+            ),
+            (Some("com.shop.Lost"), json!({"order": 3})),
+            (None, json!({"order": 4})),
+            (
+                Some("com.shop.Delivered"),
+                json!({"order": 5, "courier": "ups"}),
+            ),
+        ],
+    );
+    let delivered = read_committed(&kafka.bootstrap_servers(), "delivered", 2);
+    let details: Vec<&Value> = delivered.iter().map(|(_, v)| &v["detail"]).collect();
+    assert_eq!(details, [&json!("dhl"), &json!("ups")], "{}", runner.log());
+    let returned = read_committed(&kafka.bootstrap_servers(), "returned", 1);
+    assert_eq!(
+        returned[0].1,
+        json!({"type": "com.shop.Returned", "order": 2, "detail": "broken"})
+    );
+    let dead = read_committed(&kafka.bootstrap_servers(), "dlq", 2);
+    assert_eq!(
+        dead.iter()
+            .map(|(_, v)| v["order"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [3, 4]
+    );
+    let log = runner.log();
+    assert!(
+        log.contains("names type `com.shop.Lost`, which is not in the topic's types"),
+        "{log}"
+    );
+    assert!(log.contains("header item_type_name is missing"), "{log}");
+    let (code, log) = runner.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+/// The same header-typed topic exported to Parquet: one `value_type` column and a struct
+/// column per type; the unknown type in the dead letters.
+#[test]
+fn a_batch_export_writes_header_typed_records_as_a_union() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("shop", 1).unwrap();
+    let dir = config_for(&kafka, typed_topic());
+    produce_typed(
+        &kafka.bootstrap_servers(),
+        "shop",
+        &[
+            (
+                Some("com.shop.Delivered"),
+                json!({"order": 1, "courier": "dhl"}),
+            ),
+            (Some("com.shop.Lost"), json!({"order": 2})),
+            (
+                Some("com.shop.Returned"),
+                json!({"order": 3, "reason": "broken"}),
+            ),
+        ],
+    );
+    let connections = json!({"bootstrap_servers": kafka.bootstrap_servers(), "storage_url": "out"});
+    std::fs::write(dir.path().join("connections.json"), connections.to_string()).unwrap();
+    let out = dir.path().join("out");
+    let status = runner_command(dir.path()).arg("once").status().unwrap();
+    assert!(status.success());
+    let rows = batches(&out, "shop");
+    let types = column_strings(&out, "shop", "value_type");
+    assert_eq!(
+        types,
+        [
+            Some("com.shop.Delivered".into()),
+            Some("com.shop.Returned".into())
+        ]
+    );
+    let schema = rows[0].schema();
+    let delivered = schema.field_with_name("com.shop.Delivered").unwrap();
+    assert_eq!(
+        delivered.data_type().to_string(),
+        "Struct(\"courier\": Utf8, \"order\": Int64)"
+    );
+    let dead = parquet_files(&out.join("_dead_letters"));
+    assert_eq!(dead.len(), 1, "the unknown type is a dead letter");
+}
+
+/// Joined inputs must be co-partitioned: different partition counts are refused at start.
+#[test]
+fn a_join_of_inputs_with_different_partition_counts_is_refused() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("three", 3).unwrap();
+    let job = json!({
+        "kind": "stream",
+        "topics": ["two", "three"],
+        "stream": {"join": {"by": "key", "timeout_seconds": 5}, "outputs": [{"topic": "out"}]}
+    });
+    let topics = json!([{"topic": "two", "format": "json"}, {"topic": "three", "format": "json"}]);
+    let dir = setup(&kafka, json!([]), 2, &["two", "out"], "bad", job);
+    std::fs::write(dir.path().join("topics.json"), topics.to_string()).unwrap();
+    let output = runner_command(dir.path())
+        .args(["continuous", "--job", "bad"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("a join needs co-partitioned inputs")
+            && stderr.contains("two: 2, three: 3"),
+        "{stderr}"
+    );
+}
+
+/// Two workers in one group: partition p of every input goes to the same worker, so no group
+/// is split between them: every group completes once and none times out.
+#[test]
+fn two_workers_never_split_a_join_group() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let mut job = join_job("at_least_once");
+    job["stream"]["join"]["timeout_seconds"] = json!(20);
+    let dir = setup(
+        &kafka,
+        join_topics(),
+        6,
+        &["paid", "incomplete", "runner.stream.paid-join-changelog"],
+        "paid",
+        job,
+    );
+    let mut a = Runner::start(dir.path(), "paid", "a");
+    a.wait_assigned();
+    let mut b = Runner::start(dir.path(), "paid", "b");
+    b.wait_assigned();
+    // Both have been through the rebalance that shares the partitions.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while a.log().matches("partitions assigned").count() < 2 {
+        assert!(Instant::now() < deadline, "{}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let all = ["orders", "payments", "shipments"];
+    for id in 0..120 {
+        produce_group(&kafka, id, &all);
+    }
+    let paid = read_committed(&kafka.bootstrap_servers(), "paid", 120);
+    let ids: std::collections::BTreeSet<&str> = paid.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        (paid.len(), ids.len()),
+        (120, 120),
+        "{}\n{}",
+        a.log(),
+        b.log()
+    );
+    let last = |log: &str| {
+        log.lines()
+            .rev()
+            .find(|l| l.contains("partitions assigned"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    eprintln!("a: {}\nb: {}", last(&a.log()), last(&b.log()));
+    assert!(
+        !last(&a.log()).contains("partitions=[]") && !last(&b.log()).contains("partitions=[]"),
+        "both workers own partitions"
+    );
+    a.kill();
+    let log = b.kill();
+    assert!(!log.contains("join group given up"), "{log}");
+    let incomplete = read_committed_for(
+        &kafka.bootstrap_servers(),
+        "incomplete",
+        Duration::from_secs(2),
+    );
+    assert!(incomplete.is_empty(), "no group was split: {incomplete:?}");
+}
+
+/// Whatever arrives on `topic` within `wait`.
+fn read_committed_for(bootstrap: &str, topic: &str, wait: Duration) -> Vec<(String, Value)> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set(
+            "group.id",
+            format!("check-{topic}-{}", uuid::Uuid::new_v4()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let until = Instant::now() + wait;
+    let mut seen = Vec::new();
+    while Instant::now() < until {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(Value::Null);
+            seen.push((
+                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                value,
+            ));
+        }
+    }
+    seen
+}
+
+/// The example custom binary's Rust processor, selected by name in a job file.
+#[test]
+fn a_rust_processor_in_a_custom_binary_runs_a_stream_job() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let job = json!({
+        "kind": "stream",
+        "topics": ["in"],
+        "stream": {
+            "process": {"rust": {"name": "shout"}},
+            "outputs": [{"topic": "out"}],
+            "dead_letter_topic": "dlq",
+            "commit_interval_ms": 100
+        }
+    });
+    let dir = setup(
+        &kafka,
+        json!([{"topic": "in", "format": "json"}]),
+        1,
+        &["out", "dlq"],
+        "shout",
+        job,
+    );
+    // target/debug/deps/<this test> → target/debug/examples/custom_processor
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/custom_processor");
+    assert!(
+        binary.is_file(),
+        "build it with `cargo test --all-targets` (it builds the examples)"
+    );
+    let log = dir.path().join("custom.log");
+    let mut child = std::process::Command::new(&binary)
+        .args([
+            "--config-dir",
+            &dir.path().to_string_lossy(),
+            "--job",
+            "shout",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    kafka
+        .produce(
+            "in",
+            [
+                keyed("a", json!({"text": "hello kafka world"})),
+                keyed("b", json!({"n": 1})),
+            ],
+        )
+        .unwrap();
+    let out = read_committed(&kafka.bootstrap_servers(), "out", 1);
+    assert_eq!(out[0].1, json!({"text": "HELLO KAFKA WORLD", "words": 3}));
+    let dead = read_committed(&kafka.bootstrap_servers(), "dlq", 1);
+    assert_eq!(dead[0].1, json!({"n": 1}));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}

@@ -38,7 +38,7 @@ impl ContinuousError {
         match self {
             ContinuousError::Export(e) => e.is_permanent(),
             ContinuousError::Aggregate(e) => e.is_permanent(),
-            ContinuousError::Stream(_) => true,
+            ContinuousError::Stream(e) => e.is_permanent(),
         }
     }
 }

@@ -24,6 +24,8 @@ use std::time::Duration;
 pub struct Member {
     job: String,
     inputs: Vec<String>,
+    /// Inputs in the json format (not header-typed): their values are taken as written.
+    json_topics: Vec<String>,
     decoders: BTreeMap<String, Decoder>,
     buffers: BTreeMap<String, Buffers>,
     filter: Option<Expr>,
@@ -133,6 +135,11 @@ impl Member {
             connections: ctx.config.connections.clone(),
             failure: None,
             inputs: names,
+            json_topics: inputs
+                .iter()
+                .filter(|t| t.format == crate::config::Format::Json && t.type_header.is_none())
+                .map(|t| t.topic.clone())
+                .collect(),
             records: 0,
             dead_letters: 0,
         })
@@ -190,14 +197,16 @@ impl Member {
                 self.dead((topic, raw.partition, *offset), payload.as_deref(), &reason)?;
             }
         }
-        let records = crate::records::from_decoded(topic, raw, &decoded).map_err(|reason| {
-            StreamError::Record {
-                topic: topic.to_string(),
-                partition: raw.partition,
-                offset: raw.offsets.first().copied().unwrap_or(-1),
-                reason,
-            }
-        })?;
+        let json = self.json_topics.iter().any(|t| t == topic);
+        let records =
+            crate::records::from_decoded(topic, raw, &decoded, json).map_err(|reason| {
+                StreamError::Record {
+                    topic: topic.to_string(),
+                    partition: raw.partition,
+                    offset: raw.offsets.first().copied().unwrap_or(-1),
+                    reason,
+                }
+            })?;
         self.records += records.len() as u64;
         let mut passed = Vec::with_capacity(records.len());
         for record in records {

@@ -3,6 +3,7 @@
 //! hook (optional) and sent to the output topics. Offsets commit only with the outputs: in
 //! one Kafka transaction (exactly once) or after the outputs are acknowledged (at least once).
 
+mod custom;
 mod member;
 mod outputs;
 
@@ -10,6 +11,7 @@ use super::RunContext;
 use crate::config::stream::StreamConfig;
 use crate::config::{ContinuousSettings, JobConfig, TopicConfig};
 use crate::process::Registry;
+pub use custom::main_with;
 use member::Member;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -39,6 +41,19 @@ pub enum StreamError {
     Decode(#[from] crate::decode::DecodeError),
     #[error(transparent)]
     Process(#[from] crate::process::ProcessError),
+}
+
+impl StreamError {
+    /// Whether a restart fails the same way (exit 2: fix the configuration or the data), as
+    /// opposed to a broker, hook or transaction failure a restart may get past (exit 1).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StreamError::Setup(_) | StreamError::Record { .. } => true,
+            StreamError::Decode(e) => !e.is_transient(),
+            StreamError::Process(e) => matches!(e, crate::process::ProcessError::Unregistered(_)),
+            StreamError::Kafka { .. } | StreamError::Transactions { .. } => false,
+        }
+    }
 }
 
 /// What a stream job did before it stopped.
