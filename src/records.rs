@@ -42,15 +42,9 @@ impl Record {
     }
 }
 
-/// The decoded rows of `raw` (of `topic`) as records, in offset order. With `json` (a JSON
-/// topic) each value is its own JSON text, exactly: the decoded rows share one schema, where a
-/// field one record lacks would read as null.
-pub fn from_decoded(
-    topic: &str,
-    raw: &RawBatch,
-    decoded: &Decoded,
-    json: bool,
-) -> Result<Vec<Record>, String> {
+/// The decoded rows of `raw` (of `topic`) as records, in offset order. Rows share their
+/// batch's schema, so a field a record lacks reads as null.
+pub fn from_decoded(topic: &str, raw: &RawBatch, decoded: &Decoded) -> Result<Vec<Record>, String> {
     let mut records = Vec::with_capacity(decoded.offsets.len());
     // Decoded offsets are a subsequence of the raw ones: walk both.
     let mut at = 0;
@@ -61,13 +55,7 @@ pub fn from_decoded(
             while at < raw.offsets.len() && raw.offsets[at] != offset {
                 at += 1;
             }
-            let (type_name, mut value) = split_type(value);
-            if json
-                && raw.values.is_valid(at)
-                && let Ok(exact) = serde_json::from_slice(raw.values.value(at))
-            {
-                value = exact;
-            }
+            let (type_name, value) = split_type(value);
             records.push(Record {
                 topic: topic.to_string(),
                 partition: raw.partition,
@@ -92,6 +80,44 @@ pub fn from_decoded(
 }
 
 use arrow::array::Array;
+
+/// The records of a JSON topic straight from their bytes, with no columnar detour: each value
+/// exactly as written. Returns the records and the (offset, reason) of those that are not JSON.
+pub fn from_json(topic: &str, raw: &RawBatch) -> (Vec<Record>, Vec<(i64, String)>) {
+    let mut records = Vec::with_capacity(raw.len());
+    let mut bad = Vec::new();
+    for (i, &offset) in raw.offsets.iter().enumerate() {
+        let value = if raw.values.is_valid(i) {
+            match serde_json::from_slice(raw.values.value(i)) {
+                Ok(v) => v,
+                Err(e) => {
+                    bad.push((offset, format!("not valid JSON: {e}")));
+                    continue;
+                }
+            }
+        } else {
+            Value::Null
+        };
+        records.push(Record {
+            topic: topic.to_string(),
+            partition: raw.partition,
+            offset,
+            timestamp: raw.timestamps.get(i).copied().flatten(),
+            key: raw
+                .keys
+                .is_valid(i)
+                .then(|| String::from_utf8_lossy(raw.keys.value(i)).into_owned()),
+            headers: raw
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(i).cloned())
+                .unwrap_or_default(),
+            type_name: None,
+            value,
+        });
+    }
+    (records, bad)
+}
 
 /// Each row's payload: the fields after the metadata columns, or the lone `value` column of
 /// the raw and string formats.

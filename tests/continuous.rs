@@ -46,6 +46,14 @@ struct Member {
     log: PathBuf,
 }
 
+/// A test that fails mid-way must not leave its member behind.
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Member {
     fn start(dir: &Path, name: &str) -> Member {
         Member::start_with(dir, name, &["continuous", "--job", "live"])

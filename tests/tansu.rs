@@ -101,3 +101,81 @@ fn from_time_and_to_time_start_and_end_at_the_first_offsets_at_or_after_them() {
     assert_eq!(records(&run(&ctx, std::slice::from_ref(&t))), 29 + 30);
     assert_exactly(out.path(), "timed", &[(0, 121..150), (1, 120..150)]);
 }
+
+/// A stream job on a broker without transactions (tansu 0.6): exactly once refuses to start
+/// and names the fix; at least once forwards every record.
+#[test]
+fn a_stream_job_forwards_at_least_once_and_exactly_once_names_the_fix() {
+    let rt = runtime();
+    let tansu = Tansu::start();
+    tansu.create_topic(&rt, "clicks", 2);
+    tansu.create_topic(&rt, "clicks-out", 2);
+    let bootstrap = tansu.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        json!({"bootstrap_servers": bootstrap}),
+        json!([{"topic": "clicks", "format": "json"}]),
+    );
+    std::fs::create_dir(dir.path().join("jobs")).unwrap();
+    let job = |delivery: &str| {
+        json!({"kind": "stream", "topics": ["clicks"], "stream": {
+            "select": {"page": "value.page", "n": "value.n"},
+            "outputs": [{"topic": "clicks-out", "key": "value.page"}],
+            "delivery": delivery, "commit_interval_ms": 100}})
+    };
+    std::fs::write(
+        dir.path().join("jobs/fwd.json"),
+        job("exactly_once").to_string(),
+    )
+    .unwrap();
+    let refused = runner_command(dir.path())
+        .args(["continuous", "--job", "fwd"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("set \"delivery\": \"at_least_once\""),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        dir.path().join("jobs/fwd.json"),
+        job("at_least_once").to_string(),
+    )
+    .unwrap();
+    let records = (0..300).map(|n| runner::embedded::Record {
+        value: Some(
+            json!({"page": format!("p{}", n % 7), "n": n, "extra": "x"})
+                .to_string()
+                .into_bytes(),
+        ),
+        ..Default::default()
+    });
+    runner::embedded::produce(&bootstrap, "clicks", records).unwrap();
+    let mut child = runner_command(dir.path())
+        .args(["continuous", "--job", "fwd"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = consume_all(&bootstrap, "clicks-out", 300);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.len(), 300);
+    let mut ns: Vec<i64> = out
+        .iter()
+        .map(|(key, value)| {
+            let v: serde_json::Value = serde_json::from_str(value).unwrap();
+            assert_eq!(v["page"].as_str(), Some(key.as_str()));
+            assert!(
+                v.get("extra").is_none(),
+                "select keeps only its fields: {v}"
+            );
+            v["n"].as_i64().unwrap()
+        })
+        .collect();
+    ns.sort();
+    assert_eq!(ns, (0..300).collect::<Vec<_>>());
+}

@@ -6,8 +6,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// What a CONSUMER_FUNCTION_NAME may run in runner today.
-pub const PROCESSORS: &[&str] = &["export"];
+/// What a CONSUMER_FUNCTION_NAME may run in runner today: an export, or a command hook
+/// (`command:<program and arguments>`, split at spaces) in a stream job.
+pub const PROCESSORS: &[&str] = &["export", "command:<program and arguments>"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,11 +78,16 @@ pub fn load(
         }
         let function = c.consumer_function_name.as_str();
         let processor = functions.get(function).map_or(function, String::as_str);
-        if !PROCESSORS.contains(&processor) {
+        let command: Option<Vec<&str>> = processor
+            .strip_prefix("command:")
+            .map(|c| c.split_whitespace().collect());
+        if command.as_ref().is_some_and(Vec::is_empty)
+            || (command.is_none() && processor != "export")
+        {
             return Err(invalid(
                 "CONSUMER_FUNCTION_NAME",
                 format!(
-                    "`{processor}` is not something runner runs; it runs: {}. Map the function with --function {function}=export",
+                    "`{processor}` is not something runner runs; it runs: {}. Map the function with --function {function}=export, or --function '{function}=command:python3 runner_adapter.py {function}'",
                     PROCESSORS.join(", ")
                 ),
             ));
@@ -127,19 +133,31 @@ pub fn load(
             "threads": c.number_of_threads,
             "workers": c.number_of_workers,
         });
-        if c.is_batch_consumption_enabled {
+        let batch = if c.is_batch_consumption_enabled {
             continuous["batch_size"] = c.message_consumption_batch_size.into();
-        }
+            c.message_consumption_batch_size
+        } else {
+            1
+        };
         if let Some(ms) = c.max_poll_interval_in_milliseconds {
             continuous["max_poll_interval_ms"] = ms.into();
         }
-        let job = serde_json::json!({
-            "kind": processor,
+        let mut job = serde_json::json!({
+            "kind": "export",
             "schedule": super::jobs::CONTINUOUS,
             "enabled": c.enable,
             "topics": [c.topic_name],
             "continuous": continuous,
         });
+        if let Some(command) = command {
+            // The function's work is its output: commit after it returns, nothing forwarded.
+            job["kind"] = "stream".into();
+            job["stream"] = serde_json::json!({
+                "process": {"command": {"command": command, "batch_size": batch}},
+                "outputs": [],
+                "delivery": "at_least_once",
+            });
+        }
         jobs.push(FleetJob {
             name,
             job,
@@ -257,6 +275,27 @@ mod tests {
         assert!(manifest.contains("replicas: 2"), "{manifest}");
         assert!(
             manifest.contains(r#"args: ["continuous", "--job", "recurring_bulk_pull_consumers"]"#)
+        );
+    }
+
+    #[test]
+    fn a_function_mapped_to_a_command_becomes_a_stream_job_with_its_batches() {
+        let functions = BTreeMap::from([(
+            "recurring_bulk_pull_consumer".to_string(),
+            "command:python3 runner_adapter.py recurring_bulk_pull_consumer".to_string(),
+        )]);
+        let jobs = load(Path::new(SEED), &functions, &topics()).unwrap();
+        assert_eq!(jobs[0].job["kind"], "stream");
+        assert_eq!(
+            jobs[0].job["stream"],
+            serde_json::json!({
+                "process": {"command": {
+                    "command": ["python3", "runner_adapter.py", "recurring_bulk_pull_consumer"],
+                    "batch_size": 1
+                }},
+                "outputs": [],
+                "delivery": "at_least_once"
+            })
         );
     }
 

@@ -22,6 +22,8 @@ pub struct StreamConfig {
     /// A user hook each record goes through before the outputs.
     #[serde(default)]
     pub process: Option<ProcessConfig>,
+    /// Output topics; may be empty when a `process` hook does the work (then at least once).
+    #[serde(default)]
     pub outputs: Vec<OutputConfig>,
     #[serde(default)]
     pub delivery: Delivery,
@@ -246,10 +248,18 @@ impl StreamConfig {
             }
             Some(ProcessConfig::Rust(_)) | None => {}
         }
-        if self.outputs.is_empty() {
+        // Without outputs the hook's own work is the result (seed 000's consumers).
+        if self.outputs.is_empty() && self.process.is_none() {
             return Err(invalid(
                 "stream.outputs",
-                "is empty; name at least one topic, e.g. [{\"topic\": \"enriched\"}]".into(),
+                "is empty; name at least one topic, e.g. [{\"topic\": \"enriched\"}], or add a process step whose work is the output".into(),
+            ));
+        }
+        if self.outputs.is_empty() && self.delivery == Delivery::ExactlyOnce {
+            return Err(invalid(
+                "stream.delivery",
+                "a job without outputs has nothing to put in a transaction; set \"at_least_once\""
+                    .into(),
             ));
         }
         for (i, output) in self.outputs.iter_mut().enumerate() {

@@ -174,39 +174,20 @@ impl Member {
     }
 
     fn handle(&mut self, topic: &str, raw: &RawBatch) -> Result<(), StreamError> {
-        let Some(decoder) = self.decoders.get_mut(topic) else {
-            return Ok(());
-        };
-        let decoded = decoder.decode(raw)?;
-        if let Some(dead) = &decoded.dead {
-            let reasons = dead
-                .column_by_name(crate::decode::DEAD_LETTER_COLUMNS[1])
-                .and_then(|c| {
-                    c.as_any()
-                        .downcast_ref::<arrow::array::StringArray>()
-                        .cloned()
-                });
-            for (i, offset) in decoded.dead_offsets.iter().enumerate() {
-                let reason = reasons
-                    .as_ref()
-                    .map_or("cannot be decoded", |r| r.value(i))
-                    .to_string();
-                let at = raw.offsets.iter().position(|o| o == offset).unwrap_or(0);
-                let payload = arrow::array::Array::is_valid(&raw.values, at)
-                    .then(|| raw.values.value(at).to_vec());
-                self.dead((topic, raw.partition, *offset), payload.as_deref(), &reason)?;
+        let records = if self.json_topics.iter().any(|t| t == topic) {
+            let (records, bad) = crate::records::from_json(topic, raw);
+            for (offset, reason) in bad {
+                let at = raw.offsets.iter().position(|o| *o == offset).unwrap_or(0);
+                self.dead(
+                    (topic, raw.partition, offset),
+                    Some(raw.values.value(at)),
+                    &reason,
+                )?;
             }
-        }
-        let json = self.json_topics.iter().any(|t| t == topic);
-        let records =
-            crate::records::from_decoded(topic, raw, &decoded, json).map_err(|reason| {
-                StreamError::Record {
-                    topic: topic.to_string(),
-                    partition: raw.partition,
-                    offset: raw.offsets.first().copied().unwrap_or(-1),
-                    reason,
-                }
-            })?;
+            records
+        } else {
+            self.decode(topic, raw)?
+        };
         self.records += records.len() as u64;
         let mut passed = Vec::with_capacity(records.len());
         for record in records {
@@ -248,6 +229,39 @@ impl Member {
             }
         }
         self.finish(passed)
+    }
+
+    /// Records of a topic in another format: decoded to columns, then to values.
+    fn decode(&mut self, topic: &str, raw: &RawBatch) -> Result<Vec<Record>, StreamError> {
+        let Some(decoder) = self.decoders.get_mut(topic) else {
+            return Ok(Vec::new());
+        };
+        let decoded = decoder.decode(raw)?;
+        if let Some(dead) = &decoded.dead {
+            let reasons = dead
+                .column_by_name(crate::decode::DEAD_LETTER_COLUMNS[1])
+                .and_then(|c| {
+                    c.as_any()
+                        .downcast_ref::<arrow::array::StringArray>()
+                        .cloned()
+                });
+            for (i, offset) in decoded.dead_offsets.iter().enumerate() {
+                let reason = reasons
+                    .as_ref()
+                    .map_or("cannot be decoded", |r| r.value(i))
+                    .to_string();
+                let at = raw.offsets.iter().position(|o| o == offset).unwrap_or(0);
+                let payload = arrow::array::Array::is_valid(&raw.values, at)
+                    .then(|| raw.values.value(at).to_vec());
+                self.dead((topic, raw.partition, *offset), payload.as_deref(), &reason)?;
+            }
+        }
+        crate::records::from_decoded(topic, raw, &decoded).map_err(|reason| StreamError::Record {
+            topic: topic.to_string(),
+            partition: raw.partition,
+            offset: raw.offsets.first().copied().unwrap_or(-1),
+            reason,
+        })
     }
 
     /// Select, process and send.

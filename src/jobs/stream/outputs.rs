@@ -110,24 +110,29 @@ impl Outputs {
         value: &Value,
         partition_hint: &str,
     ) -> Result<Result<(), String>, StreamError> {
-        let bindings = Bindings::value_only(value, partition_hint);
+        // Bound only when an output has an expression to evaluate.
+        let needed = self
+            .outputs
+            .iter()
+            .any(|o| o.key.is_some() || o.when.is_some());
+        let bindings = needed.then(|| Bindings::value_only(value, partition_hint));
         let mut ready = Vec::with_capacity(self.outputs.len());
         for output in &self.outputs {
-            if let Some(when) = &output.when {
-                match when.test(&bindings) {
+            if let (Some(when), Some(bindings)) = (&output.when, &bindings) {
+                match when.test(bindings) {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(e) => return Ok(Err(format!("output {}: when {e}", output.topic))),
                 }
             }
-            let key = match &output.key {
-                None => None,
-                Some(expr) => match expr.eval(&bindings) {
+            let key = match (&output.key, &bindings) {
+                (Some(expr), Some(bindings)) => match expr.eval(bindings) {
                     Ok(Value::String(s)) => Some(s),
                     Ok(Value::Null) => None,
                     Ok(other) => Some(other.to_string()),
                     Err(e) => return Ok(Err(format!("output {}: key {e}", output.topic))),
                 },
+                _ => None,
             };
             let payload = match output.encoder.encode(value) {
                 Ok(p) => p,
