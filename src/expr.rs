@@ -30,6 +30,36 @@ pub struct ExprError {
 pub struct Expr {
     source: String,
     program: std::sync::Arc<cel::Program>,
+    /// A plain field path (`value.a.b`, `key`) is read straight from the record: the same
+    /// answer as CEL's without turning the record into CEL values (most keys and fields).
+    path: Option<Path>,
+}
+
+#[derive(Clone, Debug)]
+enum Path {
+    Key,
+    Value(Vec<String>),
+}
+
+impl Path {
+    fn parse(source: &str) -> Option<Path> {
+        let source = source.trim();
+        if source == "key" {
+            return Some(Path::Key);
+        }
+        let mut parts = source.split('.');
+        if parts.next() != Some("value") {
+            return None;
+        }
+        let fields: Vec<String> = parts.map(str::to_string).collect();
+        let plain = |f: &String| {
+            !f.is_empty()
+                && !f.starts_with(|c: char| c.is_ascii_digit())
+                && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !matches!(f.as_str(), "true" | "false" | "null" | "in")
+        };
+        (!fields.is_empty() && fields.iter().all(plain)).then_some(Path::Value(fields))
+    }
 }
 
 impl std::fmt::Debug for Expr {
@@ -60,6 +90,7 @@ impl Expr {
         Ok(Expr {
             source: source.to_string(),
             program: std::sync::Arc::new(program),
+            path: Path::parse(source),
         })
     }
 
@@ -69,9 +100,35 @@ impl Expr {
 
     /// The expression's value for one record, as JSON.
     pub fn eval(&self, record: &Bindings) -> Result<Value, ExprError> {
+        match &self.path {
+            Some(Path::Key) => return Ok(record.vars.key.map_or(Value::Null, Value::from)),
+            Some(Path::Value(fields)) => {
+                let mut at = record.vars.value;
+                for field in fields {
+                    at = match at {
+                        Value::Object(map) => map.get(field).ok_or_else(|| ExprError {
+                            source_text: self.source.clone(),
+                            reason: format!("No such key: {field}"),
+                        })?,
+                        Value::Null => return Ok(Value::Null),
+                        other => {
+                            return Err(ExprError {
+                                source_text: self.source.clone(),
+                                reason: format!(
+                                    "`{field}` of a {} that has no fields",
+                                    kind(other)
+                                ),
+                            });
+                        }
+                    };
+                }
+                return Ok(at.clone());
+            }
+            None => {}
+        }
         let value = self
             .program
-            .execute(&record.context)
+            .execute(record.context())
             .map_err(|e| ExprError {
                 source_text: self.source.clone(),
                 reason: e.to_string(),
@@ -94,9 +151,22 @@ impl Expr {
     }
 }
 
-/// One record's variables, bound once for every expression evaluated on it.
-pub struct Bindings {
-    context: cel::Context<'static, 'static>,
+/// One record's variables, turned into CEL values once, on the first expression that needs
+/// them.
+pub struct Bindings<'a> {
+    vars: Variables<'a>,
+    context: std::sync::OnceLock<cel::Context<'static, 'static>>,
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "map",
+    }
 }
 
 /// A record's fields as expressions see them.
@@ -111,8 +181,35 @@ pub struct Variables<'a> {
     pub type_name: Option<&'a str>,
 }
 
-impl Bindings {
-    pub fn new(v: &Variables<'_>) -> Bindings {
+impl<'a> Bindings<'a> {
+    pub fn new(vars: Variables<'a>) -> Bindings<'a> {
+        Bindings {
+            vars,
+            context: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn context(&self) -> &cel::Context<'static, 'static> {
+        self.context.get_or_init(|| cel_context(&self.vars))
+    }
+
+    /// Only `value` set: for expressions on a record made by a join or a processor.
+    pub fn value_only(value: &'a Value, topic: &'a str) -> Bindings<'a> {
+        Bindings::new(Variables {
+            value,
+            key: None,
+            headers: &[],
+            topic,
+            partition: -1,
+            offset: -1,
+            timestamp: None,
+            type_name: None,
+        })
+    }
+}
+
+fn cel_context(v: &Variables<'_>) -> cel::Context<'static, 'static> {
+    {
         // The standard library is built once: building it per record cost most of a record's
         // time (benches/stream.rs).
         static STDLIB: std::sync::OnceLock<std::sync::Arc<cel::Env>> = std::sync::OnceLock::new();
@@ -131,21 +228,7 @@ impl Bindings {
             v.timestamp.map_or(cel::Value::Null, cel::Value::Int),
         );
         context.add_variable_from_value("type", v.type_name.map_or(cel::Value::Null, |t| t.into()));
-        Bindings { context }
-    }
-
-    /// Only `value` set: for expressions on a record made by a join or a processor.
-    pub fn value_only(value: &Value, topic: &str) -> Bindings {
-        Bindings::new(&Variables {
-            value,
-            key: None,
-            headers: &[],
-            topic,
-            partition: -1,
-            offset: -1,
-            timestamp: None,
-            type_name: None,
-        })
+        context
     }
 }
 
@@ -177,11 +260,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn bind(value: &Value) -> Bindings {
-        Bindings::new(&Variables {
+    fn bind<'a>(value: &'a Value, headers: &'a [(String, String)]) -> Bindings<'a> {
+        Bindings::new(Variables {
             value,
             key: Some("acc-1"),
-            headers: &[("item_type_name".into(), "com.shop.Delivered".into())],
+            headers,
             topic: "orders",
             partition: 3,
             offset: 42,
@@ -193,7 +276,11 @@ mod tests {
     #[test]
     fn expressions_see_the_record() {
         let record = json!({"amount": 120.5, "account": {"id": "a1"}, "tags": ["x"], "count": 7});
-        let b = bind(&record);
+        let headers = [(
+            "item_type_name".to_string(),
+            "com.shop.Delivered".to_string(),
+        )];
+        let b = bind(&record, &headers);
         let eval = |s: &str| Expr::compile(s).unwrap().eval(&b).unwrap();
         assert_eq!(eval("value.amount > 100.0"), json!(true));
         assert_eq!(eval("value.account.id + '-' + key"), json!("a1-acc-1"));
@@ -205,6 +292,18 @@ mod tests {
         );
         assert_eq!(eval("has(value.missing)"), json!(false));
         assert_eq!(eval("value.count * 100"), json!(700));
+        // Plain paths are read directly, with CEL's answers.
+        assert_eq!(eval("value.account.id"), json!("a1"));
+        assert_eq!(eval("value.amount"), json!(120.5));
+        assert_eq!(eval("key"), json!("acc-1"));
+        let missing = Expr::compile("value.nothing")
+            .unwrap()
+            .eval(&b)
+            .unwrap_err();
+        assert!(
+            missing.to_string().contains("No such key: nothing"),
+            "{missing}"
+        );
     }
 
     #[test]
@@ -225,12 +324,12 @@ mod tests {
         let record = json!({"amount": 1});
         let e = Expr::compile("value.amount")
             .unwrap()
-            .test(&bind(&record))
+            .test(&bind(&record, &[]))
             .unwrap_err();
         assert!(e.to_string().contains("not true or false"), "{e}");
         let missing = Expr::compile("value.nothing > 1")
             .unwrap()
-            .test(&bind(&record));
+            .test(&bind(&record, &[]));
         assert!(missing.is_err());
     }
 }

@@ -28,8 +28,8 @@ pub struct Record {
 }
 
 impl Record {
-    pub fn bindings(&self) -> crate::expr::Bindings {
-        crate::expr::Bindings::new(&crate::expr::Variables {
+    pub fn bindings(&self) -> crate::expr::Bindings<'_> {
+        crate::expr::Bindings::new(crate::expr::Variables {
             value: &self.value,
             key: self.key.as_deref(),
             headers: &self.headers,

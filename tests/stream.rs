@@ -958,3 +958,104 @@ fn a_kill_mid_stream_loses_nothing_at_least_once() {
         out.len() - total
     );
 }
+
+/// Outputs in Avro through the Schema Registry (the latest schema of `<topic>-value`),
+/// framed with its id; a result that does not fit the schema is a dead letter.
+#[test]
+fn outputs_are_encoded_in_avro_through_the_registry() {
+    let rt = runtime();
+    let server = runner::registry::EmbeddedRegistry::start(rt.handle()).unwrap();
+    let kafka = EmbeddedKafka::start().unwrap();
+    let job = json!({
+        "kind": "stream",
+        "topics": ["in"],
+        "stream": {
+            "select": {"order": "value.id", "amount": "value.amount"},
+            "outputs": [{"topic": "paid", "format": "avro", "key": "value.order"}],
+            "dead_letter_topic": "dlq",
+            "commit_interval_ms": 100
+        }
+    });
+    let dir = setup(
+        &kafka,
+        json!([{"topic": "in", "format": "json"}]),
+        1,
+        &["paid", "dlq"],
+        "avro",
+        job,
+    );
+    let connections = json!({"bootstrap_servers": kafka.bootstrap_servers(), "schema_registry_url": server.url()});
+    std::fs::write(dir.path().join("connections.json"), connections.to_string()).unwrap();
+    let schema = r#"{"type": "record", "name": "Paid", "fields": [
+        {"name": "order", "type": "string"}, {"name": "amount", "type": "double"}]}"#;
+    let registry = runner::registry::Registry::from_connections(
+        &serde_json::from_value(connections).unwrap(),
+        rt.handle().clone(),
+    )
+    .unwrap()
+    .unwrap();
+    let id = registry
+        .register("paid-value", runner::registry::SchemaType::Avro, schema)
+        .unwrap();
+    let mut runner = Runner::start(dir.path(), "avro", "avro");
+    runner.wait_assigned();
+    kafka
+        .produce(
+            "in",
+            [
+                keyed("a", json!({"id": "o-1", "amount": 12.5})),
+                keyed("b", json!({"id": "o-2", "amount": "twelve"})),
+                keyed("c", json!({"id": "o-3", "amount": 7.25})),
+            ],
+        )
+        .unwrap();
+    let dead = read_committed(&kafka.bootstrap_servers(), "dlq", 1);
+    assert_eq!(dead[0].1["amount"], "twelve", "{}", runner.log());
+    let parsed = apache_avro::Schema::parse_str(schema).unwrap();
+    let raw = raw_values(&kafka.bootstrap_servers(), "paid", 2);
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&parsed)
+        .build()
+        .unwrap();
+    let mut decoded = Vec::new();
+    for bytes in raw {
+        assert_eq!(bytes[0], 0, "Confluent framing");
+        assert_eq!(u32::from_be_bytes(bytes[1..5].try_into().unwrap()), id);
+        let value = reader.read_value(&mut &bytes[5..]).unwrap();
+        decoded.push(apache_avro::from_value::<serde_json::Value>(&value).unwrap());
+    }
+    assert_eq!(
+        decoded,
+        [
+            json!({"order": "o-1", "amount": 12.5}),
+            json!({"order": "o-3", "amount": 7.25})
+        ]
+    );
+    drop(runner);
+}
+
+/// The raw values of the first `expected` records of `topic`.
+fn raw_values(bootstrap: &str, topic: &str, expected: usize) -> Vec<Vec<u8>> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("raw-{topic}-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < expected {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {expected} on {topic}",
+            seen.len()
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            seen.push(m.payload().unwrap_or_default().to_vec());
+        }
+    }
+    seen
+}
