@@ -51,28 +51,13 @@ pub fn from_decoded(topic: &str, raw: &RawBatch, decoded: &Decoded) -> Result<Ve
     let mut row = 0;
     for piece in &decoded.rows {
         for value in values_of(piece)? {
-            let offset = decoded.offsets[row];
+            let offset = *decoded.offsets.get(row).ok_or("more rows than offsets")?;
             while at < raw.offsets.len() && raw.offsets[at] != offset {
                 at += 1;
             }
             let (type_name, value) = split_type(value);
-            records.push(Record {
-                topic: topic.to_string(),
-                partition: raw.partition,
-                offset,
-                timestamp: decoded.timestamps.get(row).copied().flatten(),
-                key: raw
-                    .keys
-                    .is_valid(at)
-                    .then(|| String::from_utf8_lossy(raw.keys.value(at)).into_owned()),
-                headers: raw
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(at).cloned())
-                    .unwrap_or_default(),
-                type_name,
-                value,
-            });
+            let timestamp = decoded.timestamps.get(row).copied().flatten();
+            records.push(record_at(topic, raw, at, timestamp, type_name, value));
             row += 1;
         }
     }
@@ -80,6 +65,32 @@ pub fn from_decoded(topic: &str, raw: &RawBatch, decoded: &Decoded) -> Result<Ve
 }
 
 use arrow::array::Array;
+
+/// The record at index `i` of `raw`, with its value.
+fn record_at(
+    topic: &str,
+    raw: &RawBatch,
+    i: usize,
+    timestamp: Option<i64>,
+    type_name: Option<String>,
+    value: Value,
+) -> Record {
+    Record {
+        topic: topic.to_string(),
+        partition: raw.partition,
+        offset: raw.offsets.get(i).copied().unwrap_or(-1),
+        timestamp,
+        key: (i < raw.keys.len() && raw.keys.is_valid(i))
+            .then(|| String::from_utf8_lossy(raw.keys.value(i)).into_owned()),
+        headers: raw
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(i).cloned())
+            .unwrap_or_default(),
+        type_name,
+        value,
+    }
+}
 
 /// The records of a JSON topic straight from their bytes, with no columnar detour: each value
 /// exactly as written. Returns the records and the (offset, reason) of those that are not JSON.

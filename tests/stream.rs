@@ -116,12 +116,11 @@ fn keyed(id: &str, value: Value) -> Record {
     }
 }
 
-/// Every committed record of `topic` as (key, JSON value), read until `expected` arrive and
-/// then a little longer to catch duplicates; panics after 60 s without them.
-fn read_committed(bootstrap: &str, topic: &str, expected: usize) -> Vec<(String, Value)> {
-    use rdkafka::Message;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+/// A plain librdkafka consumer of `topic` from the start, in a group of its own, that sees
+/// committed transactions only.
+fn committed_reader(bootstrap: &str, topic: &str) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set(
             "group.id",
@@ -132,6 +131,14 @@ fn read_committed(bootstrap: &str, topic: &str, expected: usize) -> Vec<(String,
         .create()
         .unwrap();
     consumer.subscribe(&[topic]).unwrap();
+    consumer
+}
+
+/// Every committed record of `topic` as (key, JSON value), read until `expected` arrive and
+/// then a little longer to catch duplicates; panics after 60 s without them.
+fn read_committed(bootstrap: &str, topic: &str, expected: usize) -> Vec<(String, Value)> {
+    use rdkafka::Message;
+    let consumer = committed_reader(bootstrap, topic);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut quiet_until: Option<Instant> = None;
@@ -813,18 +820,7 @@ fn written(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
 /// Whatever arrives on `topic` within `wait`.
 fn read_committed_for(bootstrap: &str, topic: &str, wait: Duration) -> Vec<(String, Value)> {
     use rdkafka::Message;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set(
-            "group.id",
-            format!("check-{topic}-{}", uuid::Uuid::new_v4()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    let consumer = committed_reader(bootstrap, topic);
     let until = Instant::now() + wait;
     let mut seen = Vec::new();
     while Instant::now() < until {
@@ -1036,15 +1032,7 @@ fn outputs_are_encoded_in_avro_through_the_registry() {
 /// The raw values of the first `expected` records of `topic`.
 fn raw_values(bootstrap: &str, topic: &str, expected: usize) -> Vec<Vec<u8>> {
     use rdkafka::Message;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("raw-{topic}-{}", uuid::Uuid::new_v4()))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    let consumer = committed_reader(bootstrap, topic);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.len() < expected {

@@ -233,6 +233,43 @@ pub fn run_once(ctx: &RunContext, topics: &[TopicConfig]) -> Vec<TopicOutcome> {
     }
 }
 
+/// Runs one member per item on its own scoped thread, inside the item's span. The first to
+/// fail logs its error and asks `stop` to end the others; a panic becomes `panicked(message)`.
+/// Results come back in the order of `items`.
+pub(crate) fn run_members<I: Sync, T: Send, E: std::fmt::Display + Send>(
+    stop: &Stop,
+    items: &[I],
+    span: impl Fn(&I) -> tracing::Span,
+    work: impl Fn(&I) -> Result<T, E> + Sync,
+    panicked: impl Fn(String) -> E,
+) -> Vec<Result<T, E>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .iter()
+            .map(|item| {
+                let span = span(item);
+                let work = &work;
+                scope.spawn(move || {
+                    let _entered = span.enter();
+                    let result = work(item);
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "member failed; stopping the job");
+                        stop.request();
+                    }
+                    result
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|p| Err(panicked(panic_message(&p))))
+            })
+            .collect()
+    })
+}
+
 pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()

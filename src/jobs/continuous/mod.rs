@@ -84,32 +84,17 @@ pub fn run_job(ctx: &RunContext, job: &JobConfig) -> Result<MemberSummary, Conti
     let mut ctx = ctx.clone();
     ctx.options.stop = ctx.options.stop.child();
     let ctx = &ctx;
-    let results: Vec<Result<MemberSummary, ContinuousError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = topics
-            .iter()
-            .flat_map(|topic| (0..settings.threads).map(move |member| (topic, member)))
-            .map(|(topic, member)| {
-                let settings = &settings;
-                let span = tracing::info_span!("topic", topic = %topic.topic);
-                scope.spawn(move || {
-                    let _entered = span.enter();
-                    let result = run_member(ctx, job, topic, settings, member);
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "member failed; stopping the job");
-                        ctx.options.stop.request();
-                    }
-                    result
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|p| Err(ExportError::Panic(super::panic_message(&p)).into()))
-            })
-            .collect()
-    });
+    let members: Vec<(&TopicConfig, usize)> = topics
+        .iter()
+        .flat_map(|topic| (0..settings.threads).map(move |member| (topic, member)))
+        .collect();
+    let results = super::run_members(
+        &ctx.options.stop,
+        &members,
+        |(topic, _)| tracing::info_span!("topic", topic = %topic.topic),
+        |(topic, member)| run_member(ctx, job, topic, &settings, *member),
+        |panic| ContinuousError::from(ExportError::Panic(panic)),
+    );
     let mut total = MemberSummary::default();
     for result in results {
         let summary = result?;

@@ -75,34 +75,14 @@ pub fn run(
     let mut ctx = ctx.clone();
     ctx.options.stop = ctx.options.stop.child();
     let ctx = &ctx;
-    let results: Vec<Result<StreamSummary, StreamError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..settings.threads)
-            .map(|member| {
-                let settings = &settings;
-                let span = tracing::info_span!("stream", job = %job.name, member);
-                scope.spawn(move || {
-                    let _entered = span.enter();
-                    let result = run_member(ctx, job, settings, member, processors);
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "stream member failed; stopping the job");
-                        ctx.options.stop.request();
-                    }
-                    result
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|p| {
-                    Err(StreamError::Setup(format!(
-                        "a member panicked: {}",
-                        super::panic_message(&p)
-                    )))
-                })
-            })
-            .collect()
-    });
+    let members: Vec<usize> = (0..settings.threads).collect();
+    let results = super::run_members(
+        &ctx.options.stop,
+        &members,
+        |member| tracing::info_span!("stream", job = %job.name, member),
+        |member| run_member(ctx, job, &settings, *member, processors),
+        |panic| StreamError::Setup(format!("a member panicked: {panic}")),
+    );
     let mut total = StreamSummary::default();
     for result in results {
         let s = result?;
