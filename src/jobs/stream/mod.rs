@@ -51,7 +51,12 @@ impl StreamError {
             StreamError::Setup(_) | StreamError::Record { .. } => true,
             StreamError::Decode(e) => !e.is_transient(),
             StreamError::Process(e) => matches!(e, crate::process::ProcessError::Unregistered(_)),
-            StreamError::Kafka { .. } | StreamError::Transactions { .. } => false,
+            // A broker without transactions fails the same way again.
+            StreamError::Transactions { source } => {
+                source.rdkafka_error_code()
+                    == Some(rdkafka::error::RDKafkaErrorCode::UnsupportedFeature)
+            }
+            StreamError::Kafka { .. } => false,
         }
     }
 }
