@@ -83,8 +83,8 @@ fn run(processors: Registry) -> Result<(), (u8, String)> {
     let summary =
         super::run(&ctx, &job, &processors).map_err(|e: StreamError| (1, e.to_string()))?;
     println!(
-        "job {}: {} records in, {} dead letters",
-        job.name, summary.records, summary.dead_letters
+        "job {}: {} records in, {} results out, {} dead letters",
+        job.name, summary.records, summary.sent, summary.dead_letters
     );
     Ok(())
 }

@@ -42,6 +42,8 @@ pub struct Member {
     /// A failure inside a rebalance callback, reported by the next step.
     failure: Option<StreamError>,
     records: u64,
+    /// Results sent to the output topics.
+    sent: u64,
     dead_letters: u64,
 }
 
@@ -141,6 +143,7 @@ impl Member {
                 .map(|t| t.topic.clone())
                 .collect(),
             records: 0,
+            sent: 0,
             dead_letters: 0,
         })
     }
@@ -322,8 +325,9 @@ impl Member {
 
     fn send(&mut self, record: &Record, values: &[Value]) -> Result<(), StreamError> {
         for value in values {
-            if let Err(reason) = self.outputs.send_value(value, &record.topic)? {
-                self.dead_record(record, &reason)?;
+            match self.outputs.send_value(value, &record.topic)? {
+                Ok(()) => self.sent += 1,
+                Err(reason) => self.dead_record(record, &reason)?,
             }
         }
         Ok(())
@@ -439,6 +443,7 @@ impl Member {
     pub fn status(&self) {
         tracing::info!(
             records = self.records,
+            sent = self.sent,
             dead_letters = self.dead_letters,
             pending_groups = self.join.as_ref().map_or(0, Join::pending),
             "stream status"
@@ -448,7 +453,7 @@ impl Member {
     pub fn summary(&self) -> StreamSummary {
         StreamSummary {
             records: self.records,
-            sent: 0,
+            sent: self.sent,
             dead_letters: self.dead_letters,
         }
     }

@@ -65,6 +65,7 @@ impl StreamError {
 #[derive(Debug, Clone, Default)]
 pub struct StreamSummary {
     pub records: u64,
+    /// Records sent to the output topics.
     pub sent: u64,
     pub dead_letters: u64,
 }
