@@ -185,7 +185,10 @@ fn a_stream_job_forwards_at_least_once_and_exactly_once_names_the_fix() {
         .unwrap();
     // Until every n has arrived: without transactions tansu cannot abort, so what the failed
     // first transaction sent may stay beside what the at-least-once run sends again.
-    let out = read_until_all(&bootstrap, "clicks-out", 300);
+    let out = consume_until(&bootstrap, "clicks-out", 120, |seen| {
+        distinct_ns(seen) >= 300
+    });
+    assert_eq!(distinct_ns(&out), 300, "every record within 120 s");
     let _ = child.kill();
     let _ = child.wait();
     let mut ns: Vec<i64> = out
@@ -218,32 +221,4 @@ fn distinct_ns(out: &[(String, String)]) -> usize {
         .filter_map(|(_, v)| serde_json::from_str::<serde_json::Value>(v).ok()?["n"].as_i64())
         .collect::<std::collections::BTreeSet<_>>()
         .len()
-}
-
-/// Every record of `topic` as (key, value), read with a group of its own until `distinct`
-/// different `n` have arrived (120 s at most).
-fn read_until_all(bootstrap: &str, topic: &str, distinct: usize) -> Vec<(String, String)> {
-    use rdkafka::Message;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("all-{topic}-{}", uuid::Uuid::new_v4()))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
-    let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while distinct_ns(&seen) < distinct {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} of {distinct}",
-            distinct_ns(&seen)
-        );
-        if let Some(Ok(m)) = consumer.poll(std::time::Duration::from_millis(200)) {
-            seen.push((text(m.key()), text(m.payload())));
-        }
-    }
-    seen
 }

@@ -312,19 +312,33 @@ pub fn runner_command(dir: &Path) -> std::process::Command {
 /// Every record of `topic` from the beginning as (key, value), read until `expected` arrive
 /// (or 30 s pass).
 pub fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<(String, String)> {
+    consume_until(bootstrap, topic, 30, |seen| seen.len() >= expected)
+}
+
+/// Every record of `topic` from the beginning as (key, value), read by a group of its own
+/// until `done` says so or `seconds` pass.
+pub fn consume_until(
+    bootstrap: &str,
+    topic: &str,
+    seconds: u64,
+    done: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
     use rdkafka::Message;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("reader-{topic}-{}", std::process::id()))
+        .set(
+            "group.id",
+            format!("reader-{topic}-{}", uuid::Uuid::new_v4()),
+        )
         .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();
     consumer.subscribe(&[topic]).unwrap();
     let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
     let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while seen.len() < expected && std::time::Instant::now() < deadline {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    while !done(&seen) && std::time::Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             seen.push((text(m.key()), text(m.payload())));
         }
