@@ -58,6 +58,9 @@ if ! python3 -c "import duckdb, pyarrow" 2>/dev/null; then
 fi
 
 cargo test --all-targets --no-run
+# The example binaries themselves (cargo test builds examples as test harnesses only); a test
+# runs examples/custom_processor.rs.
+cargo build --examples
 if [ -n "$tansu_pid" ]; then
   if ! wait "$tansu_pid"; then
     cat "$tansu_log"

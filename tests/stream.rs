@@ -858,7 +858,17 @@ fn a_rust_processor_in_a_custom_binary_runs_a_stream_job() {
         "shout",
         job,
     );
-    // target/debug/deps/<this test> → target/debug/examples/custom_processor
+    // `cargo test` builds examples as test harnesses: build the real binary (a no-op when
+    // tests/run.sh has built it), into target/debug/examples/ beside this test's deps/.
+    let built = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--example", "custom_processor"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(
+        built.success(),
+        "cargo build --example custom_processor failed"
+    );
     let exe = std::env::current_exe().unwrap();
     let binary = exe
         .parent()
@@ -868,7 +878,8 @@ fn a_rust_processor_in_a_custom_binary_runs_a_stream_job() {
         .join("examples/custom_processor");
     assert!(
         binary.is_file(),
-        "build it with `cargo test --all-targets` (it builds the examples)"
+        "{} is missing after the build",
+        binary.display()
     );
     let log = dir.path().join("custom.log");
     let mut child = std::process::Command::new(&binary)
