@@ -3,7 +3,7 @@
 
 use crate::decode::{Decoded, METADATA_COLUMNS, TYPE_COLUMN};
 use crate::read::RawBatch;
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -56,22 +56,18 @@ pub fn from_decoded(topic: &str, raw: &RawBatch, decoded: &Decoded) -> Result<Ve
                 at += 1;
             }
             let (type_name, value) = split_type(value);
-            let timestamp = decoded.timestamps.get(row).copied().flatten();
-            records.push(record_at(topic, raw, at, timestamp, type_name, value));
+            records.push(record_at(topic, raw, at, type_name, value));
             row += 1;
         }
     }
     Ok(records)
 }
 
-use arrow::array::Array;
-
 /// The record at index `i` of `raw`, with its value.
 fn record_at(
     topic: &str,
     raw: &RawBatch,
     i: usize,
-    timestamp: Option<i64>,
     type_name: Option<String>,
     value: Value,
 ) -> Record {
@@ -79,7 +75,7 @@ fn record_at(
         topic: topic.to_string(),
         partition: raw.partition,
         offset: raw.offsets.get(i).copied().unwrap_or(-1),
-        timestamp,
+        timestamp: raw.timestamps.get(i).copied().flatten(),
         key: (i < raw.keys.len() && raw.keys.is_valid(i))
             .then(|| String::from_utf8_lossy(raw.keys.value(i)).into_owned()),
         headers: raw
@@ -109,23 +105,7 @@ pub fn from_json(topic: &str, raw: &RawBatch) -> (Vec<Record>, Vec<(i64, String)
         } else {
             Value::Null
         };
-        records.push(Record {
-            topic: topic.to_string(),
-            partition: raw.partition,
-            offset,
-            timestamp: raw.timestamps.get(i).copied().flatten(),
-            key: raw
-                .keys
-                .is_valid(i)
-                .then(|| String::from_utf8_lossy(raw.keys.value(i)).into_owned()),
-            headers: raw
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(i).cloned())
-                .unwrap_or_default(),
-            type_name: None,
-            value,
-        });
+        records.push(record_at(topic, raw, i, None, value));
     }
     (records, bad)
 }
@@ -143,13 +123,17 @@ fn values_of(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, String> {
     writer.write(&payload).map_err(|e| e.to_string())?;
     writer.finish().map_err(|e| e.to_string())?;
     drop(writer);
-    if out.is_empty() {
+    // A schema without fields (`{}`, an empty message) has nothing to write.
+    if payload.num_columns() == 0 || out.is_empty() {
         return Ok(vec![Map::new(); batch.num_rows()]);
     }
     let rows: Vec<Map<String, Value>> = serde_json::from_slice(&out).map_err(|e| e.to_string())?;
     if rows.len() != batch.num_rows() {
-        // A schema without columns writes empty objects only for rows it has.
-        return Ok(vec![Map::new(); batch.num_rows()]);
+        return Err(format!(
+            "{} rows became {} JSON values",
+            batch.num_rows(),
+            rows.len()
+        ));
     }
     Ok(rows)
 }

@@ -151,8 +151,12 @@ fn run_member(
             })?;
             run_loop(ctx, &topic, config, work, settings, member)
         }
-        // run_job hands stream jobs to their own loop.
-        JobKind::Stream => Ok(MemberSummary::default()),
+        // run_job hands stream jobs to their own loop before it gets here.
+        JobKind::Stream => Err(super::stream::StreamError::Setup(format!(
+            "job {}: a stream job runs through jobs::stream::run",
+            job.name
+        ))
+        .into()),
     }
 }
 

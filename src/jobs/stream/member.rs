@@ -427,12 +427,12 @@ impl Member {
                 }
             }
         }
-        if moved.is_empty() && self.outputs.sent == 0 {
+        if moved.is_empty() && self.outputs.since_commit == 0 {
             return Ok(());
         }
         self.outputs.commit(consumer, &positions)?;
         self.committed.extend(moved);
-        self.outputs.sent = 0;
+        self.outputs.since_commit = 0;
         Ok(())
     }
 

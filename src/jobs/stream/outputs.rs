@@ -32,7 +32,8 @@ pub struct Outputs {
     outputs: Vec<Output>,
     /// A transaction is open (exactly once) with something in it.
     in_transaction: bool,
-    pub sent: u64,
+    /// Records sent since the last commit (outputs, dead letters, changelog entries).
+    pub since_commit: u64,
 }
 
 impl Outputs {
@@ -89,7 +90,7 @@ impl Outputs {
             delivery,
             outputs,
             in_transaction: false,
-            sent: 0,
+            since_commit: 0,
         })
     }
 
@@ -108,14 +109,14 @@ impl Outputs {
     pub fn send_value(
         &mut self,
         value: &Value,
-        partition_hint: &str,
+        source_topic: &str,
     ) -> Result<Result<(), String>, StreamError> {
         // Bound only when an output has an expression to evaluate.
         let needed = self
             .outputs
             .iter()
             .any(|o| o.key.is_some() || o.when.is_some());
-        let bindings = needed.then(|| Bindings::value_only(value, partition_hint));
+        let bindings = needed.then(|| Bindings::value_only(value, source_topic));
         let mut ready = Vec::with_capacity(self.outputs.len());
         for output in &self.outputs {
             if let (Some(when), Some(bindings)) = (&output.when, &bindings) {
@@ -179,7 +180,7 @@ impl Outputs {
             what: format!("cannot send to topic {topic}"),
             source,
         })?;
-        self.sent += 1;
+        self.since_commit += 1;
         Ok(())
     }
 
