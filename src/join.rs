@@ -11,7 +11,7 @@ use crate::expr::Expr;
 use crate::records::Record;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A pending group: its members by topic, and when it started on the join's clock.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -52,6 +52,9 @@ pub struct Join {
     clock: JoinClock,
     max_pending: usize,
     groups: HashMap<(i32, String), Group>,
+    /// The pending groups by start, oldest first: expiry and `max_pending` look at the oldest
+    /// only, not at every group on every record.
+    by_start: BTreeSet<(i64, i32, String)>,
     /// The largest record timestamp seen per partition (the record clock's "now").
     stream_time: HashMap<i32, i64>,
 }
@@ -66,6 +69,7 @@ impl Join {
             clock: config.clock,
             max_pending: config.max_pending,
             groups: HashMap::new(),
+            by_start: BTreeSet::new(),
             stream_time: HashMap::new(),
         })
     }
@@ -101,27 +105,31 @@ impl Join {
         };
         let mut events = Vec::new();
         let key = (partition, id);
-        if !self.groups.contains_key(&key) && self.groups.len() >= self.max_pending {
+        let fresh = !self.groups.contains_key(&key);
+        if fresh && self.groups.len() >= self.max_pending {
             events.extend(self.give_up_oldest());
         }
         let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
             started_ms: time,
             members: BTreeMap::new(),
         });
-        group.started_ms = group.started_ms.min(time);
+        if fresh || time < group.started_ms {
+            self.by_start
+                .remove(&(group.started_ms, key.0, key.1.clone()));
+            group.started_ms = group.started_ms.min(time);
+            self.by_start
+                .insert((group.started_ms, key.0, key.1.clone()));
+        }
         // A second record of a topic for a pending id replaces the first (the latest wins).
         group
             .members
             .insert(record.topic.clone(), record.value.clone());
         let (partition, id) = key;
         if self.topics.iter().all(|t| group.members.contains_key(t)) {
-            let group = self
-                .groups
-                .remove(&(partition, id.clone()))
-                .unwrap_or_else(|| Group {
-                    started_ms: time,
-                    members: BTreeMap::new(),
-                });
+            let group = self.remove(partition, &id).unwrap_or_else(|| Group {
+                started_ms: time,
+                members: BTreeMap::new(),
+            });
             events.push(Event::Update {
                 partition,
                 id: id.clone(),
@@ -147,17 +155,22 @@ impl Join {
 
     /// Gives up the groups whose time is over.
     pub fn expire(&mut self, now_ms: i64) -> Vec<Event> {
+        let limit = self.timeout_ms + self.grace_ms;
+        let now_of = |p: &i32| match self.clock {
+            JoinClock::Processing => now_ms,
+            JoinClock::Record => self.stream_time.get(p).copied().unwrap_or(i64::MIN),
+        };
+        // No partition's clock is past this, so no group started after it can be over.
+        let latest = match self.clock {
+            JoinClock::Processing => now_ms,
+            JoinClock::Record => self.stream_time.values().copied().max().unwrap_or(i64::MIN),
+        };
         let expired: Vec<(i32, String)> = self
-            .groups
+            .by_start
             .iter()
-            .filter(|((p, _), g)| {
-                let now = match self.clock {
-                    JoinClock::Processing => now_ms,
-                    JoinClock::Record => self.stream_time.get(p).copied().unwrap_or(i64::MIN),
-                };
-                now.saturating_sub(g.started_ms) > self.timeout_ms + self.grace_ms
-            })
-            .map(|(k, _)| k.clone())
+            .take_while(|(started, _, _)| latest.saturating_sub(*started) > limit)
+            .filter(|(started, p, _)| now_of(p).saturating_sub(*started) > limit)
+            .map(|(_, p, id)| (*p, id.clone()))
             .collect();
         let reason = format!(
             "incomplete after the join timeout of {}s ({} clock)",
@@ -174,12 +187,7 @@ impl Join {
     }
 
     fn give_up_oldest(&mut self) -> Vec<Event> {
-        let Some(oldest) = self
-            .groups
-            .iter()
-            .min_by_key(|(_, g)| g.started_ms)
-            .map(|(k, _)| k.clone())
-        else {
+        let Some(oldest) = self.by_start.first().map(|(_, p, id)| (*p, id.clone())) else {
             return Vec::new();
         };
         tracing::warn!(max_pending = self.max_pending, id = %oldest.1, "join: max_pending groups are waiting; the oldest is given up as incomplete");
@@ -191,7 +199,7 @@ impl Join {
     }
 
     fn give_up(&mut self, (partition, id): (i32, String), reason: String) -> Vec<Event> {
-        match self.groups.remove(&(partition, id.clone())) {
+        match self.remove(partition, &id) {
             Some(group) => vec![
                 Event::Update {
                     partition,
@@ -217,17 +225,28 @@ impl Join {
                     let st = self.stream_time.entry(partition).or_insert(g.started_ms);
                     *st = (*st).max(g.started_ms);
                 }
+                self.remove(partition, &id);
+                self.by_start.insert((g.started_ms, partition, id.clone()));
                 self.groups.insert((partition, id), g);
             }
             None => {
-                self.groups.remove(&(partition, id));
+                self.remove(partition, &id);
             }
         }
+    }
+
+    /// Takes a pending group out of both the map and the order.
+    fn remove(&mut self, partition: i32, id: &str) -> Option<Group> {
+        let group = self.groups.remove(&(partition, id.to_string()))?;
+        self.by_start
+            .remove(&(group.started_ms, partition, id.to_string()));
+        Some(group)
     }
 
     /// Forgets the groups of partitions this member no longer owns.
     pub fn drop_partitions(&mut self, partitions: &[i32]) {
         self.groups.retain(|(p, _), _| !partitions.contains(p));
+        self.by_start.retain(|(_, p, _)| !partitions.contains(p));
         self.stream_time.retain(|p, _| !partitions.contains(p));
     }
 }
