@@ -54,6 +54,9 @@ pub enum Command {
     /// file, reloads jobs/ without touching runs in flight. The first SIGTERM/SIGINT starts no
     /// new run and lets running ones finish their current files (exit 0); a second aborts.
     Schedule(ScheduleArgs),
+    /// Serve the web console: browse and download messages, the jobs with their lag and
+    /// history, /metrics, /healthz and /readyz. Read-only.
+    Serve(ServeArgs),
     /// Run continuous jobs (`"schedule": "continuous"`) in the foreground, as members of their
     /// topics' consumer groups, until SIGTERM or SIGINT: for a Kubernetes Deployment.
     ///
@@ -258,6 +261,61 @@ pub struct ScheduleArgs {
     /// Seconds between checks of the config files for changes.
     #[arg(long, default_value_t = 5)]
     pub watch_interval: u64,
+    /// Also serve the web console, /metrics and the probes on this address (e.g.
+    /// 0.0.0.0:8080; off loopback it needs RUNNER_CONSOLE_TOKEN or RUNNER_CONSOLE_USER and
+    /// RUNNER_CONSOLE_PASSWORD).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Let the console's jobs page start a run of a job now (a guarded button).
+    #[arg(long, requires = "listen")]
+    pub allow_trigger: bool,
+    #[command(flatten)]
+    pub console: ConsoleArgs,
+}
+
+/// What the console allows, for `serve` and `schedule --listen`.
+#[derive(Debug, Args, Clone)]
+pub struct ConsoleArgs {
+    /// Show only topics.json's topics, not every topic of the cluster.
+    #[arg(long)]
+    pub configured_topics_only: bool,
+    /// Records one browse query may read at most.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub max_scan: u64,
+    /// Seconds one browse query may take at most.
+    #[arg(long, default_value_t = 300)]
+    pub max_seconds: u64,
+}
+
+impl ConsoleArgs {
+    /// The console's options; credentials come from the environment.
+    pub fn options(
+        &self,
+        listen: std::net::SocketAddr,
+        allow_trigger: bool,
+    ) -> Result<runner::web::ConsoleOptions, runner::web::OptionsError> {
+        Ok(runner::web::ConsoleOptions {
+            listen,
+            auth: runner::web::Auth::from_env()?,
+            allow_trigger,
+            configured_topics_only: self.configured_topics_only,
+            caps: runner::web::browse::Caps {
+                max_scan: self.max_scan.max(1),
+                max_seconds: self.max_seconds.max(1),
+            },
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to serve on. Off loopback, set RUNNER_CONSOLE_TOKEN (bearer) or
+    /// RUNNER_CONSOLE_USER and RUNNER_CONSOLE_PASSWORD (basic): runner refuses to start
+    /// without them.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub console: ConsoleArgs,
 }
 
 #[derive(Debug, Args)]

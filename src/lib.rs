@@ -31,4 +31,5 @@ pub mod records;
 pub mod registry;
 pub mod schedule;
 pub mod sink;
+pub mod web;
 pub mod write;

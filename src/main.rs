@@ -8,6 +8,7 @@ mod continuous_command;
 mod demo;
 mod once_command;
 mod schedule_command;
+mod serve_command;
 
 use anyhow::Context;
 use clap::Parser;
@@ -107,6 +108,7 @@ fn run(cli: Cli, run_id: &str) -> anyhow::Result<ExitCode> {
             cli::print_history(&ctx, &args)
         }
         Command::Schedule(args) => schedule_command::run(load, &args, meter, &rt),
+        Command::Serve(args) => serve_command::run(load, &args, &rt),
         Command::Continuous(args) => continuous_command::run(load, args, &rt),
         Command::Fleet(command) => continuous_command::fleet(load, command),
         Command::Demo(args) => demo::run(&cli.config_dir, &args, &rt),
@@ -130,11 +132,12 @@ pub(crate) fn remember(
     run_id: &str,
     started: chrono::DateTime<chrono::Utc>,
     labels: &runner::history::RunLabels,
-) {
+) -> runner::history::Entry {
     let entry = runner::history::Entry::new(outcome, run_id, started, labels);
     if let Err(e) = runner::history::append(&ctx.sink, &entry) {
         tracing::warn!(error = %e, "cannot record the run in the history");
     }
+    entry
 }
 
 /// The run context: the configured sink plus run options.

@@ -60,7 +60,13 @@ pub fn run(
         }
         _ => Vec::new(),
     };
+    let console_options = match args.listen {
+        Some(addr) => Some(args.console.options(addr, args.allow_trigger)?),
+        None => None,
+    };
+    let metrics = Arc::new(runner::web::Metrics::new());
     let run_ctx = ctx.clone();
+    let run_metrics = metrics.clone();
     let run: RunJob = Arc::new(move |job| {
         let ctx: RunContext = match run_ctx.read() {
             Ok(c) => c.clone(),
@@ -69,16 +75,38 @@ pub fn run(
         let started = chrono::Utc::now();
         let outcome = jobs::run_job(&ctx, job);
         let run_id = runner::logging::new_run_id();
-        crate::remember(&ctx, &outcome, &run_id, started, &Default::default());
+        let entry = crate::remember(&ctx, &outcome, &run_id, started, &Default::default());
+        run_metrics.record(&entry);
         crate::report_jobs(std::slice::from_ref(&outcome)) == ExitCode::SUCCESS
     });
     rt.block_on(async {
+        // Bound before the first run, so a taken port or missing credentials stop the start.
+        let listener = match &console_options {
+            Some(options) => Some(runner::web::bind(options).await?),
+            None => None,
+        };
         let (events, mut received) = mpsc::unbounded_channel();
         let jobs = ctx
             .read()
             .map(|c| c.config.jobs.clone())
             .unwrap_or_default();
         let scheduler = Scheduler::start(&jobs, args.max_parallel, run, events).await?;
+        let console_stop = Arc::new(tokio::sync::Notify::new());
+        if let (Some(listener), Some(options)) = (listener, console_options) {
+            let console = runner::web::Console {
+                context: ctx.clone(),
+                options,
+                metrics: metrics.clone(),
+                trigger: Some(scheduler.trigger()),
+            };
+            let stop = console_stop.clone();
+            tokio::spawn(async move {
+                let shutdown = async move { stop.notified().await };
+                if let Err(e) = runner::web::serve(listener, console, shutdown).await {
+                    eprintln!("error: {e}");
+                }
+            });
+        }
         let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
         let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
@@ -100,6 +128,7 @@ pub fn run(
             }
         }
         stop.request();
+        // The console goes on answering (probes, metrics) while runs drain; it stops last.
         let running = scheduler.running();
         println!(
             "stopping: no new runs; waiting up to {}s for {} (a second signal aborts)",
@@ -132,6 +161,7 @@ pub fn run(
             _ = terminate.recv() => false,
             _ = interrupt.recv() => false,
         };
+        console_stop.notify_one();
         if finished {
             println!("stopped: every run finished and recorded its progress");
             Ok(ExitCode::SUCCESS)

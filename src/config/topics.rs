@@ -64,6 +64,12 @@ pub struct TopicConfig {
     /// start and report the gap (false).
     #[serde(default = "yes")]
     pub fail_on_data_loss: bool,
+    /// The web console may show this topic's messages (false for sensitive data).
+    #[serde(default = "yes")]
+    pub browse: bool,
+    /// The web console may offer its messages as files.
+    #[serde(default = "yes")]
+    pub download: bool,
 }
 
 /// One record type of a header-typed topic: its format and, where needed, its schema.

@@ -66,6 +66,55 @@ struct State {
     generation: u64,
     armed: HashMap<String, Uuid>,
     stopping: bool,
+    /// The enabled batch jobs, scheduled or not: what `Trigger::run_now` may start.
+    jobs: HashMap<String, Arc<JobConfig>>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TriggerError {
+    #[error("job {0} is not a batch job of this scheduler's jobs/ (or it is disabled)")]
+    Unknown(String),
+    #[error("job {0} is running now; wait for the run to finish")]
+    Running(String),
+    #[error("the scheduler is stopping; no new runs")]
+    Stopping,
+}
+
+/// Starts runs on demand (the console's button), under the same rules as fires: one run of
+/// a job at a time, within the scheduler's parallel slots.
+#[derive(Clone)]
+pub struct Trigger {
+    shared: Arc<Shared>,
+}
+
+impl Trigger {
+    /// Starts a run of `job` now; it goes on in the background.
+    pub fn run_now(&self, job: &str) -> Result<(), TriggerError> {
+        let config = {
+            let mut state = lock(&self.shared.state);
+            if state.stopping {
+                return Err(TriggerError::Stopping);
+            }
+            let Some(config) = state.jobs.get(job).cloned() else {
+                return Err(TriggerError::Unknown(job.to_string()));
+            };
+            if !state.running.insert(job.to_string()) {
+                return Err(TriggerError::Running(job.to_string()));
+            }
+            config
+        };
+        tokio::spawn(run_claimed(self.shared.clone(), config, Utc::now()));
+        Ok(())
+    }
+
+    /// Whether `job` can be started here.
+    pub fn hosts(&self, job: &str) -> bool {
+        lock(&self.shared.state).jobs.contains_key(job)
+    }
+
+    pub fn is_running(&self, job: &str) -> bool {
+        lock(&self.shared.state).running.contains(job)
+    }
 }
 
 pub struct Scheduler {
@@ -102,6 +151,11 @@ impl Scheduler {
         let (generation, old) = {
             let mut state = lock(&self.shared.state);
             state.generation += 1;
+            state.jobs = jobs
+                .iter()
+                .filter(|j| j.enabled && !j.is_continuous())
+                .map(|j| (j.name.clone(), Arc::new(j.clone())))
+                .collect();
             (state.generation, std::mem::take(&mut state.armed))
         };
         for id in old.values() {
@@ -134,6 +188,12 @@ impl Scheduler {
             if tokio::time::timeout_at(deadline, idle).await.is_err() {
                 return false;
             }
+        }
+    }
+
+    pub fn trigger(&self) -> Trigger {
+        Trigger {
+            shared: self.shared.clone(),
         }
     }
 
@@ -226,6 +286,11 @@ async fn fire(
             return;
         }
     }
+    run_claimed(shared, job, at).await;
+}
+
+/// Runs `job`, already marked running, when a slot is free.
+async fn run_claimed(shared: Arc<Shared>, job: Arc<JobConfig>, at: DateTime<Utc>) {
     let permit = shared.slots.clone().acquire_owned().await;
     let _ = shared.events.send(Event::Started {
         job: job.name.clone(),

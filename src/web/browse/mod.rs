@@ -1,0 +1,11 @@
+//! Browsing a topic: a query from the URL, a capped scan over its partitions, and the result
+//! shown, streamed or downloaded.
+
+pub mod download;
+pub mod message;
+pub mod query;
+pub mod scan;
+
+pub use message::Message;
+pub use query::{Caps, Query, QueryError};
+pub use scan::{Event, Outcome, Scan, ScanError, Stats, Stopped};
