@@ -77,12 +77,23 @@ fn readiness(ctx: &RunContext) -> Result<(), &'static str> {
     Ok(())
 }
 
-pub async fn metrics(State(console): State<Shared>) -> Response {
-    (
-        [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],
-        console.metrics.encode(),
-    )
-        .into_response()
+/// OpenMetrics for scrapers that ask for it (Prometheus does), the classic text format
+/// otherwise (promtool, curl, older agents).
+pub async fn metrics(State(console): State<Shared>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let text = console.metrics.encode();
+    if openmetrics {
+        ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], text).into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, super::metrics::TEXT_CONTENT_TYPE)],
+            super::metrics::classic_text(&text),
+        )
+            .into_response()
+    }
 }
 
 pub const OPENAPI: &str = include_str!("assets/openapi.json");
@@ -197,10 +208,11 @@ pub async fn scan_all(
     console: &Shared,
     topic: &str,
     query: Query,
+    download: bool,
     keep_rows: bool,
 ) -> Result<Outcome, ApiError> {
     let ctx = console.context();
-    let config = browsable(&ctx, console.options.configured_topics_only, topic, keep_rows)?;
+    let config = browsable(&ctx, console.options.configured_topics_only, topic, download)?;
     blocking(move || {
         let scan = Scan {
             query: &query,
@@ -305,7 +317,7 @@ pub async fn download(
             "query field `seek`: a live tail has no end to download; pick another seek",
         ));
     }
-    let outcome = scan_all(&console, &topic, query, format == FileFormat::Parquet).await?;
+    let outcome = scan_all(&console, &topic, query, true, format == FileFormat::Parquet).await?;
     let bytes = match format {
         FileFormat::Jsonl => download::jsonl(&outcome.messages),
         FileFormat::Csv => download::csv(&outcome.messages),
@@ -362,7 +374,7 @@ pub async fn find_message(
         }
     }
     let query = parse_query(console, Some(&text), topic)?;
-    let outcome = scan_all(console, topic, query, false).await?;
+    let outcome = scan_all(console, topic, query, false, false).await?;
     outcome
         .messages
         .into_iter()

@@ -180,3 +180,75 @@ impl Metrics {
 
 /// The content type of `Metrics::encode`.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The content type of `classic_text`.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text turned into the classic Prometheus text format: a counter family's HELP
+/// and TYPE name its `_total` samples, and there is no `# EOF`.
+pub fn classic_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(&name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_by_their_samples() {
+        let text = "# HELP a_runs Runs.\n# TYPE a_runs counter\na_runs_total{job=\"x\"} 1\n# HELP g A gauge.\n# TYPE g gauge\ng 2\n# EOF\n";
+        assert_eq!(
+            classic_text(text),
+            "# HELP a_runs_total Runs.\n# TYPE a_runs_total counter\na_runs_total{job=\"x\"} 1\n# HELP g A gauge.\n# TYPE g gauge\ng 2\n"
+        );
+    }
+
+    #[test]
+    fn a_run_counts_its_records_and_files() {
+        let metrics = Metrics::new();
+        let now = chrono::Utc::now();
+        let entry = Entry {
+            job: "j".into(),
+            run_id: "r".into(),
+            started_at: now - chrono::Duration::seconds(3),
+            ended_at: now,
+            status: "ok".into(),
+            shard: None,
+            backfill: None,
+            topics: vec![crate::history::TopicEntry {
+                topic: "t".into(),
+                status: "ok".into(),
+                records: 7,
+                files: 2,
+                bytes: 100,
+                ..Default::default()
+            }],
+        };
+        metrics.record(&entry);
+        metrics.record(&entry);
+        let text = classic_text(&metrics.encode());
+        assert!(text.contains("runner_records_total{job=\"j\",topic=\"t\"} 14\n"), "{text}");
+        assert!(text.contains("runner_files_written_total{job=\"j\",topic=\"t\"} 4\n"), "{text}");
+        assert!(text.contains("runner_job_runs_total{job=\"j\",status=\"ok\"} 2\n"), "{text}");
+        assert!(text.contains("runner_job_run_duration_seconds_count{job=\"j\"} 2\n"), "{text}");
+    }
+}

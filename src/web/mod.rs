@@ -190,3 +190,29 @@ async fn refresh_lag(console: Shared) {
         let _ = done.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OpenAPI document describes exactly the API routes, probes and metrics served.
+    #[test]
+    fn openapi_matches_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(api::OPENAPI).unwrap();
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, methods) in doc["paths"].as_object().unwrap() {
+            for method in methods.as_object().unwrap().keys() {
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+        documented.sort();
+        let pages = ["/", "/browse", "/jobs", "/assets/{file}"];
+        let mut served: Vec<(String, String)> = routes()
+            .into_iter()
+            .filter(|(_, path, _)| !pages.contains(path) && !path.starts_with("/message/"))
+            .map(|(method, path, _)| (method.to_string(), path.to_string()))
+            .collect();
+        served.sort();
+        assert_eq!(documented, served);
+    }
+}

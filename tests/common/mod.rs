@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod azurite;
+pub mod console;
 pub mod tansu;
 
 use arrow::array::{Array, AsArray};
