@@ -348,7 +348,7 @@ mod tests {
     fn defaults_and_partitions() {
         let q = parse("topic=orders&partition=0&partition=2&partitions=3,4").unwrap();
         assert_eq!(q.topic, "orders");
-        assert_eq!(q.partitions.into_iter().collect::<Vec<_>>(), [0, 2, 3, 4]);
+        assert_eq!(q.partitions.iter().copied().collect::<Vec<_>>(), [0, 2, 3, 4]);
         assert_eq!(q.seek, Seek::Newest);
         assert_eq!(q.limit, 50);
         assert!(!q.has_filter());
@@ -362,7 +362,7 @@ mod tests {
             parse("topic=t&seek=since&time=2026-12-01T10:00:00Z")
                 .unwrap()
                 .seek,
-            Seek::Since(1_764_583_200_000)
+            Seek::Since(1_796_119_200_000)
         );
         assert_eq!(parse("topic=t&seek=sideways").unwrap_err().field, "seek");
         assert_eq!(parse("seek=oldest").unwrap_err().field, "topic");
