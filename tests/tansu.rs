@@ -222,3 +222,33 @@ fn distinct_ns(out: &[(String, String)]) -> usize {
         .collect::<std::collections::BTreeSet<_>>()
         .len()
 }
+
+/// The console's seeks by time (the mock cluster cannot look up timestamps): since a time
+/// reads from the first record at or after it, until a time the last ones before it.
+#[test]
+fn console_seeks_since_and_until_a_time() {
+    let rt = runtime();
+    let tansu = Tansu::start();
+    tansu.create_topic(&rt, "events", 1);
+    let bootstrap = tansu.bootstrap_servers();
+    // One record a minute from 2026-01-01T00:00:00Z.
+    runner::embedded::produce(&bootstrap, "events", bucketed(0, 60, 7, 1_767_225_600_000))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        json!({"bootstrap_servers": bootstrap}),
+        json!([{"topic": "events", "format": "json"}]),
+    );
+    let served = common::console::Served::start(dir.path(), &["serve"], &[]);
+    let (messages, _) = served.scan(
+        "events",
+        "seek=since&time=2026-01-01T00:30:00Z&limit=2&tz=Europe/Paris",
+    );
+    assert_eq!(common::console::coordinates(&messages), [(0, 30), (0, 31)]);
+    assert_eq!(messages[0]["time"], "2026-01-01T00:30:00.000Z");
+    assert_eq!(messages[0]["local_time"], "2026-01-01T01:30:00.000+01:00");
+    assert_eq!(messages[0]["value"]["seq"], 30);
+    let (messages, _) = served.scan("events", "seek=until&time=2026-01-01T00:10:00Z&limit=2");
+    assert_eq!(common::console::coordinates(&messages), [(0, 9), (0, 8)]);
+}

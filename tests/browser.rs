@@ -1,0 +1,273 @@
+//! The console in a real browser: Debian's chromium driven through chromedriver (WebDriver)
+//! with fantoccini. Screenshots of the browse and jobs pages go to target/screenshots/.
+
+mod common;
+
+use common::console::Served;
+use common::{config_for, numbered};
+use fantoccini::{Client, ClientBuilder, Locator};
+use runner::embedded::EmbeddedKafka;
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SCREENSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots");
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+    profiles: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "chromedriver cannot start ({e}); install it with `apt-get install chromium chromium-driver`, or run `bash tests/run.sh`"
+                )
+            });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            profiles: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A new headless browser with a profile of its own.
+    async fn browser(&self, name: &str) -> Client {
+        let profile = self.profiles.path().join(name);
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }),
+        );
+        ClientBuilder::rustls()
+            .expect("TLS roots")
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a browser session")
+    }
+}
+
+async fn done(browser: &Client) {
+    browser
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("#results[data-state=done]"))
+        .await
+        .expect("the scan finished");
+}
+
+/// (partition, offset) of the rows shown.
+async fn rows(browser: &Client) -> Vec<(i64, i64)> {
+    let mut found = Vec::new();
+    for row in browser.find_all(Locator::Css("#results tbody tr")).await.unwrap() {
+        let get = |v: Option<String>| v.unwrap().parse::<i64>().unwrap();
+        found.push((
+            get(row.attr("data-partition").await.unwrap()),
+            get(row.attr("data-offset").await.unwrap()),
+        ));
+    }
+    found
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    std::fs::create_dir_all(SCREENSHOTS).unwrap();
+    let png = browser.screenshot().await.unwrap();
+    let path = format!("{SCREENSHOTS}/{name}.png");
+    std::fs::write(&path, png).unwrap();
+    println!("screenshot: {path}");
+}
+
+#[test]
+fn browse_filter_download_permalink_and_jobs_in_a_browser() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("orders", 3).unwrap();
+    for p in 0..3 {
+        kafka.produce("orders", numbered(p, 0, 100)).unwrap();
+    }
+    kafka.create_topic("secret", 1).unwrap();
+    let dir = config_for(
+        &kafka,
+        json!([
+            {"topic": "orders", "format": "json"},
+            {"topic": "secret", "format": "json", "browse": false}
+        ]),
+    );
+    let out = dir.path().join("out");
+    let mut connections: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("connections.json")).unwrap())
+            .unwrap();
+    connections["storage_url"] = json!(out.to_string_lossy());
+    std::fs::write(dir.path().join("connections.json"), connections.to_string()).unwrap();
+    std::fs::create_dir_all(dir.path().join("jobs")).unwrap();
+    std::fs::write(
+        dir.path().join("jobs/export.json"),
+        r#"{"topics": ["orders"], "schedule": "*/15 * * * *"}"#,
+    )
+    .unwrap();
+    // One run, so the jobs page has history.
+    let ran = common::runner_command(dir.path()).arg("once").output().unwrap();
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    kafka.produce("orders", numbered(0, 100, 25)).unwrap();
+
+    let served = Served::start(dir.path(), &["serve"], &[]);
+    let driver = Driver::start();
+    let base = served.base.clone();
+    let rt = common::runtime();
+    rt.block_on(async {
+        let browser = driver.browser("first").await;
+
+        // Pick a topic, newest 20: rows decoded.
+        browser.goto(&format!("{base}/browse")).await.unwrap();
+        browser
+            .find(Locator::Id("topic"))
+            .await
+            .unwrap()
+            .select_by_value("orders")
+            .await
+            .unwrap();
+        let limit = browser.find(Locator::Css("input[name=limit]")).await.unwrap();
+        limit.clear().await.unwrap();
+        limit.send_keys("20").await.unwrap();
+        browser.find(Locator::Id("run")).await.unwrap().click().await.unwrap();
+        done(&browser).await;
+        let shown = rows(&browser).await;
+        assert_eq!(shown.len(), 20);
+        let values = browser.find_all(Locator::Css("#results td.value pre")).await.unwrap();
+        let first = values[0].text().await.unwrap();
+        assert!(first.contains("\"seq\":"), "decoded JSON shown: {first}");
+        screenshot(&browser, "console-browse-newest").await;
+
+        // A value filter on top.
+        let value = browser.find(Locator::Css("input[name=value]")).await.unwrap();
+        value.send_keys("\"seq\":9").await.unwrap();
+        let limit = browser.find(Locator::Css("input[name=limit]")).await.unwrap();
+        limit.clear().await.unwrap();
+        limit.send_keys("100").await.unwrap();
+        browser.find(Locator::Id("run")).await.unwrap().click().await.unwrap();
+        done(&browser).await;
+        let filtered = rows(&browser).await;
+        // seq 9 and 90..99 in each partition, and 109..124 hold no 9 after "seq":.
+        assert_eq!(filtered.len(), 33, "{filtered:?}");
+        for v in browser.find_all(Locator::Css("#results td.value pre")).await.unwrap() {
+            assert!(v.text().await.unwrap().contains("\"seq\":9"));
+        }
+        let status = browser.find(Locator::Id("status")).await.unwrap().text().await.unwrap();
+        assert!(status.starts_with("Done: 33 shown"), "{status}");
+        screenshot(&browser, "console-browse-filter").await;
+
+        // Downloads from the page's links, read back.
+        let mut links = Vec::new();
+        for a in browser.find_all(Locator::Css("a[download]")).await.unwrap() {
+            links.push(a.attr("href").await.unwrap().unwrap());
+        }
+        assert_eq!(links.len(), 3);
+        let csv_link = links.iter().find(|l| l.contains("format=csv")).unwrap();
+        let client = reqwest::Client::new();
+        let csv = client.get(format!("{base}{csv_link}")).send().await.unwrap().bytes().await.unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_ref());
+        assert_eq!(reader.records().count(), 33);
+        let parquet_link = links.iter().find(|l| l.contains("format=parquet")).unwrap();
+        let parquet = client.get(format!("{base}{parquet_link}")).send().await.unwrap().bytes().await.unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(parquet)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
+        let mut offsets = common::offsets_of(&batches);
+        let mut expected: Vec<(i32, i64)> = filtered.iter().map(|(p, o)| (*p as i32, *o)).collect();
+        offsets.sort();
+        expected.sort();
+        assert_eq!(offsets, expected);
+
+        // The address reproduces the view in another browser.
+        let permalink = browser.current_url().await.unwrap();
+        let second = driver.browser("second").await;
+        second.goto(permalink.as_str()).await.unwrap();
+        done(&second).await;
+        assert_eq!(rows(&second).await, filtered);
+        second.close().await.unwrap();
+
+        // A link to one message.
+        browser
+            .find(Locator::Css("#results tbody tr td a"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let heading = browser.wait().for_element(Locator::Css("h1")).await.unwrap();
+        let (p, o) = filtered[0];
+        assert_eq!(heading.text().await.unwrap(), format!("orders / {p} / {o}"));
+        let source = browser.source().await.unwrap();
+        assert!(source.contains("&quot;seq&quot;: ") || source.contains("\"seq\": "), "{source}");
+
+        // A sensitive topic refuses, and cannot be picked.
+        browser.goto(&format!("{base}/browse?topic=secret")).await.unwrap();
+        let refused = browser.find(Locator::Css("p.error")).await.unwrap().text().await.unwrap();
+        assert!(refused.contains("browsing is switched off"), "{refused}");
+        let option = browser.find(Locator::Css("option[value=secret]")).await.unwrap();
+        assert_eq!(option.attr("disabled").await.unwrap().as_deref(), Some("true"));
+
+        // A live tail streams until it is cancelled.
+        browser
+            .goto(&format!("{base}/browse?topic=orders&seek=tail&max_seconds=120"))
+            .await
+            .unwrap();
+        browser
+            .wait()
+            .for_element(Locator::Css("#cancel:not([disabled])"))
+            .await
+            .unwrap();
+        browser.find(Locator::Id("cancel")).await.unwrap().click().await.unwrap();
+        browser
+            .wait()
+            .for_element(Locator::Css("#results[data-state=cancelled]"))
+            .await
+            .unwrap();
+
+        // The jobs page: schedule, last run, lag.
+        browser.goto(&format!("{base}/jobs")).await.unwrap();
+        let row = browser.find(Locator::Css("tr[data-job=export]")).await.unwrap();
+        let text = row.text().await.unwrap();
+        assert!(text.contains("*/15 * * * *") && text.contains("ok at"), "{text}");
+        assert!(text.contains("300"), "the run's records: {text}");
+        let lag = browser.find(Locator::Css("#job-export table.lag")).await.unwrap().text().await.unwrap();
+        assert!(lag.contains("25"), "partition 0 is 25 behind: {lag}");
+        screenshot(&browser, "console-jobs").await;
+        browser.close().await.unwrap();
+    });
+}
