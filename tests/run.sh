@@ -2,8 +2,9 @@
 # Runs every test. Installs what the tests need when it is missing: the C toolchain pieces
 # librdkafka builds with, tansu (a Kafka-compatible broker the tests start as a process) and
 # Azurite (Azure Storage's emulator, from npm), DuckDB and pyarrow (from PyPI), which a test
-# uses to read the output back as users do, and kubernetes-validate (PyPI), which checks the
-# Kubernetes manifests offline.
+# uses to read the output back as users do, kubernetes-validate (PyPI), which checks the
+# Kubernetes manifests offline, Debian's chromium and chromium-driver for the console's browser
+# test, and promtool (Debian's prometheus package), which checks /metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +21,12 @@ command -v perl >/dev/null || need_apt+=(perl)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
-  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
 # tansu builds in the background while the tests build: each build has serial stretches
