@@ -74,7 +74,7 @@ fn main() {
         .args(["--config-dir", &dir.path().to_string_lossy()])
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap()).lines();
@@ -119,8 +119,14 @@ fn main() {
     println!("|---|---|---|---|---|");
     for (name, query) in [
         ("newest 100, no filter", "seek=newest&limit=100"),
-        ("newest 100, value contains", "seek=newest&limit=100&value=city7"),
-        ("newest 100, CEL", "seek=newest&limit=100&expr=value.amount+%3E+1000.0"),
+        (
+            "newest 100, value contains",
+            "seek=newest&limit=100&value=city7",
+        ),
+        (
+            "newest 100, CEL",
+            "seek=newest&limit=100&expr=value.amount+%3E+1000.0",
+        ),
     ] {
         let mut times = Vec::new();
         let mut last = serde_json::Value::Null;
@@ -140,9 +146,18 @@ fn main() {
     println!("|---|---|---|---|");
     let cap = format!("&max_scan={total}&max_seconds=300");
     for (name, query) in [
-        ("CEL `value.amount < 0.0` (no match)", "seek=oldest&limit=100&expr=value.amount+%3C+0.0"),
-        ("value contains `nowhere` (no match)", "seek=oldest&limit=100&value=nowhere"),
-        ("key equals (no match)", "seek=oldest&limit=100&key=none&key_op=equals"),
+        (
+            "CEL `value.amount < 0.0` (no match)",
+            "seek=oldest&limit=100&expr=value.amount+%3C+0.0",
+        ),
+        (
+            "value contains `nowhere` (no match)",
+            "seek=oldest&limit=100&value=nowhere",
+        ),
+        (
+            "key equals (no match)",
+            "seek=oldest&limit=100&key=none&key_op=equals",
+        ),
     ] {
         let before = cpu(serve.id());
         let (s, done) = get(&format!("{query}{cap}"));
@@ -154,10 +169,25 @@ fn main() {
             used / scanned * 1e6
         );
     }
-    for (name, isolation) in [("", "read_uncommitted"), (", read_committed", "read_committed")] {
+    for (name, isolation) in [
+        ("", "read_uncommitted"),
+        (", read_committed", "read_committed"),
+    ] {
         let started = Instant::now();
         let Ok(out) = Command::new("kcat")
-            .args(["-C", "-b", &bootstrap, "-t", TOPIC, "-e", "-q", "-o", "beginning", "-f", "%o\n"])
+            .args([
+                "-C",
+                "-b",
+                &bootstrap,
+                "-t",
+                TOPIC,
+                "-e",
+                "-q",
+                "-o",
+                "beginning",
+                "-f",
+                "%o\n",
+            ])
             .args(["-X", &format!("isolation.level={isolation}")])
             .stderr(Stdio::null())
             .output()
@@ -167,7 +197,10 @@ fn main() {
         };
         let s = started.elapsed().as_secs_f64();
         let n = out.stdout.iter().filter(|b| **b == b'\n').count();
-        println!("| kcat -C -e{name} (bare consume, no decode) | {s:.2} | {:.0} | - |", n as f64 / s);
+        println!(
+            "| kcat -C -e{name} (bare consume, no decode) | {s:.2} | {:.0} | - |",
+            n as f64 / s
+        );
     }
     let _ = serve.kill();
     let _ = serve.wait();

@@ -45,7 +45,10 @@ impl Driver {
             });
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Driver {
@@ -93,7 +96,11 @@ async fn done(browser: &Client) {
 /// (partition, offset) of the rows shown.
 async fn rows(browser: &Client) -> Vec<(i64, i64)> {
     let mut found = Vec::new();
-    for row in browser.find_all(Locator::Css("#results tbody tr")).await.unwrap() {
+    for row in browser
+        .find_all(Locator::Css("#results tbody tr"))
+        .await
+        .unwrap()
+    {
         let get = |v: Option<String>| v.unwrap().parse::<i64>().unwrap();
         found.push((
             get(row.attr("data-partition").await.unwrap()),
@@ -139,8 +146,15 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
     )
     .unwrap();
     // One run, so the jobs page has history.
-    let ran = common::runner_command(dir.path()).arg("once").output().unwrap();
-    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    let ran = common::runner_command(dir.path())
+        .arg("once")
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
     kafka.produce("orders", numbered(0, 100, 25)).unwrap();
 
     let served = Served::start(dir.path(), &["serve"], &[]);
@@ -159,33 +173,67 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
             .select_by_value("orders")
             .await
             .unwrap();
-        let limit = browser.find(Locator::Css("input[name=limit]")).await.unwrap();
+        let limit = browser
+            .find(Locator::Css("input[name=limit]"))
+            .await
+            .unwrap();
         limit.clear().await.unwrap();
         limit.send_keys("20").await.unwrap();
-        browser.find(Locator::Id("run")).await.unwrap().click().await.unwrap();
+        browser
+            .find(Locator::Id("run"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         done(&browser).await;
         let shown = rows(&browser).await;
         assert_eq!(shown.len(), 20);
-        let values = browser.find_all(Locator::Css("#results td.value pre")).await.unwrap();
+        let values = browser
+            .find_all(Locator::Css("#results td.value pre"))
+            .await
+            .unwrap();
         let first = values[0].text().await.unwrap();
         assert!(first.contains("\"seq\":"), "decoded JSON shown: {first}");
         screenshot(&browser, "console-browse-newest").await;
 
         // A value filter on top.
-        let value = browser.find(Locator::Css("input[name=value]")).await.unwrap();
+        let value = browser
+            .find(Locator::Css("input[name=value]"))
+            .await
+            .unwrap();
         value.send_keys("\"seq\":9").await.unwrap();
-        let limit = browser.find(Locator::Css("input[name=limit]")).await.unwrap();
+        let limit = browser
+            .find(Locator::Css("input[name=limit]"))
+            .await
+            .unwrap();
         limit.clear().await.unwrap();
         limit.send_keys("100").await.unwrap();
-        browser.find(Locator::Id("run")).await.unwrap().click().await.unwrap();
+        browser
+            .find(Locator::Id("run"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         done(&browser).await;
         let filtered = rows(&browser).await;
         // seq 9 and 90..99 in each partition, and 109..124 hold no 9 after "seq":.
         assert_eq!(filtered.len(), 33, "{filtered:?}");
-        for v in browser.find_all(Locator::Css("#results td.value pre")).await.unwrap() {
+        for v in browser
+            .find_all(Locator::Css("#results td.value pre"))
+            .await
+            .unwrap()
+        {
             assert!(v.text().await.unwrap().contains("\"seq\":9"));
         }
-        let status = browser.find(Locator::Id("status")).await.unwrap().text().await.unwrap();
+        let status = browser
+            .find(Locator::Id("status"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(status.starts_with("Done: 33 shown"), "{status}");
         screenshot(&browser, "console-browse-filter").await;
 
@@ -197,15 +245,30 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
         assert_eq!(links.len(), 3);
         let csv_link = links.iter().find(|l| l.contains("format=csv")).unwrap();
         let client = reqwest::Client::new();
-        let csv = client.get(format!("{base}{csv_link}")).send().await.unwrap().bytes().await.unwrap();
+        let csv = client
+            .get(format!("{base}{csv_link}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         let mut reader = csv::Reader::from_reader(csv.as_ref());
         assert_eq!(reader.records().count(), 33);
         let parquet_link = links.iter().find(|l| l.contains("format=parquet")).unwrap();
-        let parquet = client.get(format!("{base}{parquet_link}")).send().await.unwrap().bytes().await.unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(parquet)
+        let parquet = client
+            .get(format!("{base}{parquet_link}"))
+            .send()
+            .await
             .unwrap()
-            .build()
+            .bytes()
+            .await
             .unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(parquet)
+                .unwrap()
+                .build()
+                .unwrap();
         let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
         let mut offsets = common::offsets_of(&batches);
         let mut expected: Vec<(i32, i64)> = filtered.iter().map(|(p, o)| (*p as i32, *o)).collect();
@@ -229,22 +292,46 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
             .click()
             .await
             .unwrap();
-        let heading = browser.wait().for_element(Locator::Css("h1")).await.unwrap();
+        let heading = browser
+            .wait()
+            .for_element(Locator::Css("h1"))
+            .await
+            .unwrap();
         let (p, o) = filtered[0];
         assert_eq!(heading.text().await.unwrap(), format!("orders / {p} / {o}"));
         let source = browser.source().await.unwrap();
-        assert!(source.contains("&quot;seq&quot;: ") || source.contains("\"seq\": "), "{source}");
+        assert!(
+            source.contains("&quot;seq&quot;: ") || source.contains("\"seq\": "),
+            "{source}"
+        );
 
         // A sensitive topic refuses, and cannot be picked.
-        browser.goto(&format!("{base}/browse?topic=secret")).await.unwrap();
-        let refused = browser.find(Locator::Css("p.error")).await.unwrap().text().await.unwrap();
+        browser
+            .goto(&format!("{base}/browse?topic=secret"))
+            .await
+            .unwrap();
+        let refused = browser
+            .find(Locator::Css("p.error"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(refused.contains("browsing is switched off"), "{refused}");
-        let option = browser.find(Locator::Css("option[value=secret]")).await.unwrap();
-        assert_eq!(option.attr("disabled").await.unwrap().as_deref(), Some("true"));
+        let option = browser
+            .find(Locator::Css("option[value=secret]"))
+            .await
+            .unwrap();
+        assert_eq!(
+            option.attr("disabled").await.unwrap().as_deref(),
+            Some("true")
+        );
 
         // A live tail streams until it is cancelled.
         browser
-            .goto(&format!("{base}/browse?topic=orders&seek=tail&max_seconds=120"))
+            .goto(&format!(
+                "{base}/browse?topic=orders&seek=tail&max_seconds=120"
+            ))
             .await
             .unwrap();
         browser
@@ -252,7 +339,13 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
             .for_element(Locator::Css("#cancel:not([disabled])"))
             .await
             .unwrap();
-        browser.find(Locator::Id("cancel")).await.unwrap().click().await.unwrap();
+        browser
+            .find(Locator::Id("cancel"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         browser
             .wait()
             .for_element(Locator::Css("#results[data-state=cancelled]"))
@@ -261,11 +354,23 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
 
         // The jobs page: schedule, last run, lag.
         browser.goto(&format!("{base}/jobs")).await.unwrap();
-        let row = browser.find(Locator::Css("tr[data-job=export]")).await.unwrap();
+        let row = browser
+            .find(Locator::Css("tr[data-job=export]"))
+            .await
+            .unwrap();
         let text = row.text().await.unwrap();
-        assert!(text.contains("*/15 * * * *") && text.contains("ok at"), "{text}");
+        assert!(
+            text.contains("*/15 * * * *") && text.contains("ok at"),
+            "{text}"
+        );
         assert!(text.contains("300"), "the run's records: {text}");
-        let lag = browser.find(Locator::Css("#job-export table.lag")).await.unwrap().text().await.unwrap();
+        let lag = browser
+            .find(Locator::Css("#job-export table.lag"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(lag.contains("25"), "partition 0 is 25 behind: {lag}");
         screenshot(&browser, "console-jobs").await;
         browser.close().await.unwrap();

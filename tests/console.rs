@@ -22,6 +22,8 @@ fn cluster() -> (EmbeddedKafka, tempfile::TempDir) {
     kafka
         .produce("events", bucketed(0, 60, 7, 1_767_225_600_000))
         .unwrap();
+    kafka.create_topic("many", 1).unwrap();
+    kafka.produce("many", numbered(0, 0, 5000)).unwrap();
     for t in ["secret", "nodownload"] {
         kafka.create_topic(t, 1).unwrap();
         kafka.produce(t, numbered(0, 0, 5)).unwrap();
@@ -31,6 +33,7 @@ fn cluster() -> (EmbeddedKafka, tempfile::TempDir) {
         json!([
             {"topic": "orders", "format": "json"},
             {"topic": "events", "format": "json"},
+            {"topic": "many", "format": "json"},
             {"topic": "secret", "format": "json", "browse": false},
             {"topic": "nodownload", "format": "json", "download": false}
         ]),
@@ -47,53 +50,89 @@ fn browse_queries_filters_and_caps() {
     let (messages, done) = served.scan("orders", "seek=newest&limit=20");
     assert_eq!(messages.len(), 20);
     assert_eq!(done["stopped"], "limit");
-    assert!(coordinates(&messages).iter().all(|(_, o)| *o >= 80), "{messages:?}");
-    let times: Vec<i64> = messages.iter().map(|m| m["timestamp"].as_i64().unwrap()).collect();
-    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    assert!(
+        coordinates(&messages).iter().all(|(_, o)| *o >= 80),
+        "{messages:?}"
+    );
+    let times: Vec<i64> = messages
+        .iter()
+        .map(|m| m["timestamp"].as_i64().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
     assert!(messages[0]["time"].as_str().unwrap().ends_with('Z'));
 
     // Oldest 5 of partition 1 only, in offset order.
     let (messages, _) = served.scan("orders", "seek=oldest&limit=5&partition=1");
-    assert_eq!(coordinates(&messages), (0..5).map(|o| (1, o)).collect::<Vec<_>>());
-    assert_eq!(messages[0]["value"], json!({"partition": 1, "seq": 0, "amount": 0.0}));
+    assert_eq!(
+        coordinates(&messages),
+        (0..5).map(|o| (1, o)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        messages[0]["value"],
+        json!({"partition": 1, "seq": 0, "amount": 0.0})
+    );
     assert_eq!(messages[0]["key"], "k0");
 
     // From and up to an offset.
     let (messages, _) = served.scan("orders", "seek=from_offset&offset=95&partition=2&limit=50");
-    assert_eq!(coordinates(&messages), (95..100).map(|o| (2, o)).collect::<Vec<_>>());
+    assert_eq!(
+        coordinates(&messages),
+        (95..100).map(|o| (2, o)).collect::<Vec<_>>()
+    );
     let (messages, _) = served.scan("orders", "seek=to_offset&offset=10&partition=0&limit=3");
     assert_eq!(coordinates(&messages), vec![(0, 9), (0, 8), (0, 7)]);
 
     // A CEL expression and a text filter, over every partition: exact counts.
-    let (messages, done) =
-        served.scan("orders", "seek=oldest&limit=1000&expr=value.seq+%25+10+%3D%3D+3");
+    let (messages, done) = served.scan(
+        "orders",
+        "seek=oldest&limit=1000&expr=value.seq+%25+10+%3D%3D+3",
+    );
     assert_eq!(messages.len(), 30);
     assert_eq!(done["scanned"], 300);
     assert_eq!(done["stopped"], "end");
-    assert!(messages.iter().all(|m| m["value"]["seq"].as_i64().unwrap() % 10 == 3));
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["value"]["seq"].as_i64().unwrap() % 10 == 3)
+    );
     let (messages, _) = served.scan("orders", "seek=oldest&limit=1000&key=k7&key_op=equals");
     assert_eq!(messages.len(), 3);
-    let (messages, _) = served.scan("orders", "seek=oldest&limit=1000&value=%22seq%22%3A9&value_op=not_contains&partition=0");
+    let (messages, _) = served.scan(
+        "orders",
+        "seek=oldest&limit=1000&value=%22seq%22%3A9&value_op=not_contains&partition=0",
+    );
     // 9 and 90..99 contain "seq":9.
     assert_eq!(messages.len(), 89);
     // Newest with a filter reads back in windows until it has its matches.
-    let (messages, _) = served.scan("orders", "seek=newest&limit=4&partition=0&expr=value.seq+%3C+3");
+    let (messages, _) = served.scan(
+        "orders",
+        "seek=newest&limit=4&partition=0&expr=value.seq+%3C+3",
+    );
     assert_eq!(coordinates(&messages), vec![(0, 2), (0, 1), (0, 0)]);
 
-    // The scan cap stops the scan and says so.
-    let (_, done) = served.scan("orders", "seek=oldest&limit=1000&expr=false&max_scan=50");
+    // The scan cap stops the scan (between batches) and says so.
+    let (_, done) = served.scan("many", "seek=oldest&limit=1000&expr=false&max_scan=1000");
     assert_eq!(done["stopped"], "max_scan");
     let scanned = done["scanned"].as_u64().unwrap();
-    assert!((50..300).contains(&scanned), "{done}");
+    assert!((1000..5000).contains(&scanned), "{done}");
 
     // Raw bytes in hex for a topic runner does not know (not in topics.json).
     let (messages, _) = served.scan("orders", "seek=oldest&limit=1&partition=0&raw=hex");
     assert!(messages[0].get("value").is_some());
-    let one = served.get("/api/topics/orders/partitions/1/offsets/42").json();
+    let one = served
+        .get("/api/topics/orders/partitions/1/offsets/42")
+        .json();
     assert_eq!(one["value"]["seq"], 42);
     let missing = served.get("/api/topics/orders/partitions/1/offsets/100");
     assert_eq!(missing.status, 404);
-    assert!(missing.text().contains("no message at offset 100"), "{}", missing.text());
+    assert!(
+        missing.text().contains("no message at offset 100"),
+        "{}",
+        missing.text()
+    );
 
     // Bad fields are named.
     let bad = served.get("/api/topics/orders/messages?seek=from_offset");
@@ -103,7 +142,11 @@ fn browse_queries_filters_and_caps() {
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("`expr`"), "{}", bad.text());
     let bad = served.get("/api/topics/orders/messages?partition=7");
-    assert!(bad.text().contains("has no partition 7 (it has 3)"), "{}", bad.text());
+    assert!(
+        bad.text().contains("has no partition 7 (it has 3)"),
+        "{}",
+        bad.text()
+    );
 }
 
 #[test]
@@ -125,7 +168,19 @@ fn downloads_read_back_and_switches_refuse() {
     let headers = reader.headers().unwrap().clone();
     assert_eq!(
         headers.iter().collect::<Vec<_>>(),
-        ["partition", "offset", "timestamp", "key", "headers", "type", "amount", "partition", "seq", "raw", "error"]
+        [
+            "partition",
+            "offset",
+            "timestamp",
+            "key",
+            "headers",
+            "type",
+            "amount",
+            "partition",
+            "seq",
+            "raw",
+            "error"
+        ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), 30);
@@ -134,7 +189,9 @@ fn downloads_read_back_and_switches_refuse() {
         assert_eq!(row[8], m["value"]["seq"].to_string());
     }
 
-    let parquet = served.get(&format!("/api/topics/orders/download?format=parquet&{query}"));
+    let parquet = served.get(&format!(
+        "/api/topics/orders/download?format=parquet&{query}"
+    ));
     assert_eq!(parquet.status, 200, "{}", parquet.text());
     assert_eq!(parquet.header("x-runner-undecoded"), "0");
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
@@ -160,16 +217,32 @@ fn downloads_read_back_and_switches_refuse() {
     // Switches in topics.json.
     let secret = served.get("/api/topics/secret/messages");
     assert_eq!(secret.status, 403);
-    assert!(secret.text().contains("browsing is switched off"), "{}", secret.text());
-    assert_eq!(served.get("/api/topics/secret/partitions/0/offsets/0").status, 403);
+    assert!(
+        secret.text().contains("browsing is switched off"),
+        "{}",
+        secret.text()
+    );
+    assert_eq!(
+        served
+            .get("/api/topics/secret/partitions/0/offsets/0")
+            .status,
+        403
+    );
     let (messages, _) = served.scan("nodownload", "seek=oldest");
     assert_eq!(messages.len(), 5);
     let refused = served.get("/api/topics/nodownload/download?format=csv");
     assert_eq!(refused.status, 403);
-    assert!(refused.text().contains("download is switched off"), "{}", refused.text());
+    assert!(
+        refused.text().contains("download is switched off"),
+        "{}",
+        refused.text()
+    );
     let page = served.get("/browse?topic=secret").text();
     assert!(page.contains("browsing is switched off"), "{page}");
-    assert!(!page.contains("data-api"), "no scan starts for a closed topic");
+    assert!(
+        !page.contains("data-api"),
+        "no scan starts for a closed topic"
+    );
 }
 
 #[test]
@@ -178,13 +251,23 @@ fn only_configured_topics_when_asked() {
     kafka.create_topic("other", 1).unwrap();
     let served = Served::start(dir.path(), &["serve", "--configured-topics-only"], &[]);
     let topics = served.get("/api/topics").json();
-    let names: Vec<&str> = topics.as_array().unwrap().iter().map(|t| t["topic"].as_str().unwrap()).collect();
-    assert_eq!(names, ["events", "nodownload", "orders", "secret"]);
+    let names: Vec<&str> = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["topic"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["events", "many", "nodownload", "orders", "secret"]);
     assert_eq!(served.get("/api/topics/other/messages").status, 403);
     drop(served);
     let served = Served::start(dir.path(), &["serve"], &[]);
     let topics = served.get("/api/topics").json();
-    let other = topics.as_array().unwrap().iter().find(|t| t["topic"] == "other").unwrap();
+    let other = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == "other")
+        .unwrap();
     assert_eq!(other["configured"], false);
     assert_eq!(other["format"], "raw");
 }
@@ -201,7 +284,10 @@ fn off_loopback_needs_credentials() {
         .unwrap();
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("refusing to serve on 0.0.0.0:0 without authentication"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to serve on 0.0.0.0:0 without authentication"),
+        "{stderr}"
+    );
     assert!(stderr.contains("RUNNER_CONSOLE_TOKEN"), "{stderr}");
 
     let token = "s3cret-console-token";
@@ -213,9 +299,17 @@ fn off_loopback_needs_credentials() {
         assert_eq!(denied.header("www-authenticate"), "Bearer realm=\"runner\"");
     }
     let bearer = format!("Bearer {token}");
-    let allowed = served.request(reqwest::Method::GET, "/api/topics", &[("authorization", &bearer)]);
+    let allowed = served.request(
+        reqwest::Method::GET,
+        "/api/topics",
+        &[("authorization", &bearer)],
+    );
     assert_eq!(allowed.status, 200);
-    let wrong = served.request(reqwest::Method::GET, "/api/topics", &[("authorization", "Bearer nope")]);
+    let wrong = served.request(
+        reqwest::Method::GET,
+        "/api/topics",
+        &[("authorization", "Bearer nope")],
+    );
     assert_eq!(wrong.status, 401);
     // The secret is never shown back.
     for path in ["/browse?topic=orders", "/jobs", "/api/jobs", "/metrics"] {
@@ -229,7 +323,11 @@ fn off_loopback_needs_credentials() {
 fn openapi_paths_are_served() {
     let (_kafka, dir) = cluster();
     std::fs::create_dir_all(dir.path().join("jobs")).unwrap();
-    std::fs::write(dir.path().join("jobs/export.json"), r#"{"topics": ["orders"]}"#).unwrap();
+    std::fs::write(
+        dir.path().join("jobs/export.json"),
+        r#"{"topics": ["orders"]}"#,
+    )
+    .unwrap();
     let served = Served::start(dir.path(), &["serve"], &[]);
     let doc = served.get("/api/openapi.json").json();
     let paths = doc["paths"].as_object().unwrap();
@@ -265,13 +363,18 @@ fn triggered_run_shows_in_jobs_history_and_metrics() {
     .unwrap();
     let out = dir.path().join("out");
     let connections: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("connections.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("connections.json")).unwrap())
+            .unwrap();
     let mut connections = connections;
     connections["storage_url"] = json!(out.to_string_lossy());
     std::fs::write(dir.path().join("connections.json"), connections.to_string()).unwrap();
 
     let read_only = Served::start(dir.path(), &["serve"], &[]);
-    let refused = read_only.request(reqwest::Method::POST, "/api/jobs/export/run", &[("x-runner-confirm", "export")]);
+    let refused = read_only.request(
+        reqwest::Method::POST,
+        "/api/jobs/export/run",
+        &[("x-runner-confirm", "export")],
+    );
     assert_eq!(refused.status, 403, "serve is read-only");
     drop(read_only);
 
@@ -279,17 +382,37 @@ fn triggered_run_shows_in_jobs_history_and_metrics() {
     let before = served.get("/api/jobs/export").json();
     assert_eq!(before["can_trigger"], true);
     assert_eq!(before["last_run"], serde_json::Value::Null);
-    assert_eq!(before["lag"].as_array().unwrap().iter().map(|l| l["lag"].as_i64().unwrap()).sum::<i64>(), 300);
+    assert_eq!(
+        before["lag"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["lag"].as_i64().unwrap())
+            .sum::<i64>(),
+        300
+    );
     let unconfirmed = served.request(reqwest::Method::POST, "/api/jobs/export/run", &[]);
     assert_eq!(unconfirmed.status, 400);
     assert!(unconfirmed.text().contains("x-runner-confirm"));
-    let started = served.request(reqwest::Method::POST, "/api/jobs/export/run", &[("x-runner-confirm", "export")]);
+    let started = served.request(
+        reqwest::Method::POST,
+        "/api/jobs/export/run",
+        &[("x-runner-confirm", "export")],
+    );
     assert_eq!(started.status, 202, "{}", started.text());
     let after = served.get_until("/api/jobs/export", 120, |j| {
         j["running"] == false && j["last_run"]["status"] == "ok"
     });
     assert_eq!(after["last_run"]["topics"][0]["records"], 300);
-    assert_eq!(after["lag"].as_array().unwrap().iter().map(|l| l["lag"].as_i64().unwrap()).sum::<i64>(), 0);
+    assert_eq!(
+        after["lag"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["lag"].as_i64().unwrap())
+            .sum::<i64>(),
+        0
+    );
     assert_eq!(after["history"].as_array().unwrap().len(), 1);
     let files = common::parquet_files(&out).len() as u64;
     assert!(files >= 3, "one file per partition at least");
@@ -299,16 +422,37 @@ fn triggered_run_shows_in_jobs_history_and_metrics() {
     let text = metrics.text();
     let value = |sample: &str| -> f64 {
         text.lines()
-            .find_map(|l| l.strip_prefix(sample).map(|v| v.trim().parse::<f64>().unwrap()))
+            .find_map(|l| {
+                l.strip_prefix(sample)
+                    .map(|v| v.trim().parse::<f64>().unwrap())
+            })
             .unwrap_or_else(|| panic!("no {sample} in\n{text}"))
     };
-    assert_eq!(value(r#"runner_records_total{job="export",topic="orders"}"#), 300.0);
-    assert_eq!(value(r#"runner_files_written_total{job="export",topic="orders"}"#), files as f64);
-    assert_eq!(value(r#"runner_job_runs_total{job="export",status="ok"}"#), 1.0);
-    assert_eq!(value(r#"runner_job_run_duration_seconds_count{job="export"}"#), 1.0);
+    assert_eq!(
+        value(r#"runner_records_total{job="export",topic="orders"}"#),
+        300.0
+    );
+    assert_eq!(
+        value(r#"runner_files_written_total{job="export",topic="orders"}"#),
+        files as f64
+    );
+    assert_eq!(
+        value(r#"runner_job_runs_total{job="export",status="ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"runner_job_run_duration_seconds_count{job="export"}"#),
+        1.0
+    );
     assert!(value(r#"runner_job_last_success_timestamp_seconds{job="export"}"#) > 1.7e9);
     assert!(value(r#"runner_bytes_written_total{job="export",topic="orders"}"#) > 0.0);
-    assert!(text.contains(&format!("runner_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))), "{text}");
+    assert!(
+        text.contains(&format!(
+            "runner_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
     assert!(!text.contains("offset="), "no offsets as labels");
 
     let promtool = std::process::Command::new("promtool")
@@ -321,7 +465,12 @@ fn triggered_run_shows_in_jobs_history_and_metrics() {
         panic!("promtool is missing ({e}); install it with `apt-get install prometheus` or run `bash tests/run.sh`")
     });
     use std::io::Write;
-    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let checked = promtool.wait_with_output().unwrap();
     assert!(
         checked.status.success(),

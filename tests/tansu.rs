@@ -232,8 +232,7 @@ fn console_seeks_since_and_until_a_time() {
     tansu.create_topic(&rt, "events", 1);
     let bootstrap = tansu.bootstrap_servers();
     // One record a minute from 2026-01-01T00:00:00Z.
-    runner::embedded::produce(&bootstrap, "events", bucketed(0, 60, 7, 1_767_225_600_000))
-        .unwrap();
+    runner::embedded::produce(&bootstrap, "events", bucketed(0, 60, 7, 1_767_225_600_000)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_config(
         dir.path(),

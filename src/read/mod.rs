@@ -537,7 +537,9 @@ impl TailReader {
                 Some(Ok(msg)) => {
                     pending
                         .entry(msg.partition())
-                        .or_insert_with(|| Pending::new(msg.offset(), i64::MAX).with_capture(&self.capture))
+                        .or_insert_with(|| {
+                            Pending::new(msg.offset(), i64::MAX).with_capture(&self.capture)
+                        })
                         .push(&msg);
                     count += 1;
                 }
@@ -550,6 +552,9 @@ impl TailReader {
                 }
             }
         }
-        Ok(pending.iter_mut().map(|(p, pending)| pending.take(*p)).collect())
+        Ok(pending
+            .iter_mut()
+            .map(|(p, pending)| pending.take(*p))
+            .collect())
     }
 }

@@ -57,7 +57,11 @@ pub async fn readyz(State(console): State<Shared>) -> Response {
     let checked = blocking(move || readiness(&ctx)).await;
     match checked {
         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
-        Ok(Err(what)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {what}\n")).into_response(),
+        Ok(Err(what)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {what}\n"),
+        )
+            .into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -212,7 +216,12 @@ pub async fn scan_all(
     keep_rows: bool,
 ) -> Result<Outcome, ApiError> {
     let ctx = console.context();
-    let config = browsable(&ctx, console.options.configured_topics_only, topic, download)?;
+    let config = browsable(
+        &ctx,
+        console.options.configured_topics_only,
+        topic,
+        download,
+    )?;
     blocking(move || {
         let scan = Scan {
             query: &query,
@@ -326,7 +335,10 @@ pub async fn download(
     .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let name = format!(
         "{}-{}.{}",
-        topic.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_', "_"),
+        topic.replace(
+            |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
+            "_"
+        ),
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
         format.extension()
     );
@@ -337,10 +349,16 @@ pub async fn download(
         }
     };
     set("content-type", format.content_type().to_string());
-    set("content-disposition", format!("attachment; filename=\"{name}\""));
+    set(
+        "content-disposition",
+        format!("attachment; filename=\"{name}\""),
+    );
     set("x-runner-scanned", outcome.stats.scanned.to_string());
     set("x-runner-returned", outcome.messages.len().to_string());
-    set("x-runner-stopped", json!(outcome.stopped).as_str().unwrap_or("").to_string());
+    set(
+        "x-runner-stopped",
+        json!(outcome.stopped).as_str().unwrap_or("").to_string(),
+    );
     if format == FileFormat::Parquet {
         // Matches that did not decode have no typed row; the header says how many.
         set("x-runner-undecoded", outcome.undecoded.to_string());
@@ -370,7 +388,10 @@ pub async fn find_message(
     // Display options (raw encoding, zone) carry over; filters do not apply to one message.
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         if k == "raw" || k == "tz" {
-            text.push_str(&format!("&{k}={}", url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()));
+            text.push_str(&format!(
+                "&{k}={}",
+                url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+            ));
         }
     }
     let query = parse_query(console, Some(&text), topic)?;
@@ -444,7 +465,8 @@ pub async fn job_detail(console: &Shared, name: &str) -> Result<JobDetail, ApiEr
             }
             Err(e) => (Vec::new(), Some(e)),
         };
-        let history = crate::history::recent(&ctx.sink, 20, 30, Some(&job.name)).unwrap_or_default();
+        let history =
+            crate::history::recent(&ctx.sink, 20, 30, Some(&job.name)).unwrap_or_default();
         JobDetail {
             status,
             lag,
@@ -470,7 +492,11 @@ pub async fn run_job(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Some(trigger) = console.trigger.as_ref().filter(|_| console.options.allow_trigger) else {
+    let Some(trigger) = console
+        .trigger
+        .as_ref()
+        .filter(|_| console.options.allow_trigger)
+    else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "this console is read-only; runs can be started from the console of `runner schedule --listen ADDR --allow-trigger`",
@@ -504,12 +530,16 @@ pub async fn history(
         match k.as_ref() {
             "job" if !v.is_empty() => job = Some(v.into_owned()),
             "last" => {
-                last = v.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("query field `last`: `{v}` is not within 1..=1000"),
-                    )
-                })?
+                last = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            format!("query field `last`: `{v}` is not within 1..=1000"),
+                        )
+                    })?
             }
             _ => {}
         }

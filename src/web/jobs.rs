@@ -104,7 +104,11 @@ fn planned_lag(ctx: &RunContext, topic: &TopicConfig) -> Result<Vec<Lag>, String
 }
 
 /// An aggregate keeps its offsets in its own state, beside its totals.
-fn aggregate_lag(ctx: &RunContext, job: &JobConfig, topic: &TopicConfig) -> Result<Vec<Lag>, String> {
+fn aggregate_lag(
+    ctx: &RunContext,
+    job: &JobConfig,
+    topic: &TopicConfig,
+) -> Result<Vec<Lag>, String> {
     let state = crate::aggregate::state::AggregateState::load(&ctx.sink, &job.name, &topic.topic)
         .map_err(|e| e.to_string())?;
     let mut planned = topic.clone();

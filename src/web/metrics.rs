@@ -138,7 +138,9 @@ impl Metrics {
                 status: entry.status.clone(),
             })
             .inc();
-        let seconds = (entry.ended_at - entry.started_at).as_seconds_f64().max(0.0);
+        let seconds = (entry.ended_at - entry.started_at)
+            .as_seconds_f64()
+            .max(0.0);
         self.duration
             .get_or_create(&JobLabels { job: job() })
             .observe(seconds);
@@ -155,7 +157,9 @@ impl Metrics {
             self.records.get_or_create(&labels).inc_by(t.records);
             self.bytes.get_or_create(&labels).inc_by(t.bytes);
             self.files.get_or_create(&labels).inc_by(t.files);
-            self.dead_letters.get_or_create(&labels).inc_by(t.dead_letters);
+            self.dead_letters
+                .get_or_create(&labels)
+                .inc_by(t.dead_letters);
         }
     }
 
@@ -246,9 +250,21 @@ mod tests {
         metrics.record(&entry);
         metrics.record(&entry);
         let text = classic_text(&metrics.encode());
-        assert!(text.contains("runner_records_total{job=\"j\",topic=\"t\"} 14\n"), "{text}");
-        assert!(text.contains("runner_files_written_total{job=\"j\",topic=\"t\"} 4\n"), "{text}");
-        assert!(text.contains("runner_job_runs_total{job=\"j\",status=\"ok\"} 2\n"), "{text}");
-        assert!(text.contains("runner_job_run_duration_seconds_count{job=\"j\"} 2\n"), "{text}");
+        assert!(
+            text.contains("runner_records_total{job=\"j\",topic=\"t\"} 14\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("runner_files_written_total{job=\"j\",topic=\"t\"} 4\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("runner_job_runs_total{job=\"j\",status=\"ok\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("runner_job_run_duration_seconds_count{job=\"j\"} 2\n"),
+            "{text}"
+        );
     }
 }

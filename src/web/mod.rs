@@ -3,8 +3,8 @@
 //! `/metrics` and the `/healthz` and `/readyz` probes. Server-rendered HTML with one small
 //! embedded script; nothing is fetched from elsewhere.
 
-pub mod browse;
 mod api;
+pub mod browse;
 pub mod jobs;
 pub mod metrics;
 pub mod options;

@@ -126,7 +126,9 @@ mod tests {
             }
         };
         assert!(Auth::from_vars(vars(&[])).unwrap().is_none());
-        let bearer = Auth::from_vars(vars(&[(TOKEN_ENV, "t0k")])).unwrap().unwrap();
+        let bearer = Auth::from_vars(vars(&[(TOKEN_ENV, "t0k")]))
+            .unwrap()
+            .unwrap();
         assert!(bearer.accepts(Some("Bearer t0k")));
         assert!(!bearer.accepts(Some("Bearer t0")));
         assert!(!bearer.accepts(None));

@@ -58,8 +58,14 @@ pub async fn home() -> Redirect {
 
 pub async fn asset(Path(file): Path<String>) -> Response {
     match file.as_str() {
-        "console.js" => ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT).into_response(),
-        "console.css" => ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response(),
+        "console.js" => (
+            [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+            SCRIPT,
+        )
+            .into_response(),
+        "console.css" => {
+            ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+        }
         _ => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
     }
 }
@@ -79,7 +85,11 @@ impl Given {
         self.0
             .iter()
             .filter(|(k, _)| k == "partition" || k == "partitions")
-            .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>())
+            .flat_map(|(_, v)| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 }

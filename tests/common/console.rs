@@ -83,7 +83,12 @@ impl Served {
         }
     }
 
-    pub fn request(&self, method: reqwest::Method, path: &str, headers: &[(&str, &str)]) -> Response {
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let url = format!("{}{path}", self.base);
         self.rt.block_on(async {
             let mut request = self
@@ -93,7 +98,10 @@ impl Served {
             for (k, v) in headers {
                 request = request.header(*k, *v);
             }
-            let response = request.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            let response = request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
             Response {
                 status: response.status().as_u16(),
                 headers: response.headers().clone(),
@@ -145,6 +153,11 @@ impl Served {
 pub fn coordinates(messages: &[serde_json::Value]) -> Vec<(i64, i64)> {
     messages
         .iter()
-        .map(|m| (m["partition"].as_i64().unwrap(), m["offset"].as_i64().unwrap()))
+        .map(|m| {
+            (
+                m["partition"].as_i64().unwrap(),
+                m["offset"].as_i64().unwrap(),
+            )
+        })
         .collect()
 }

@@ -44,7 +44,10 @@ impl Message {
     pub fn at(raw: &RawBatch, i: usize, topic: &TopicConfig, query: &Query) -> Message {
         let timestamp = raw.timestamps.get(i).copied().flatten();
         let value = (raw.values.is_valid(i)).then(|| raw.values.value(i));
-        let key = raw.keys.is_valid(i).then(|| text(raw.keys.value(i), query.raw));
+        let key = raw
+            .keys
+            .is_valid(i)
+            .then(|| key_text(raw.keys.value(i), query.raw).into_owned());
         Message {
             partition: raw.partition,
             offset: raw.offsets[i],
@@ -67,18 +70,35 @@ impl Message {
             size: value.map_or(0, <[u8]>::len),
         }
     }
+}
 
+/// A record as the filters see it, before a message is built: most records of a scan are
+/// tested and dropped, so nothing is formatted or copied for them.
+pub struct Candidate<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub key: Option<std::borrow::Cow<'a, str>>,
+    pub headers: &'a [(String, String)],
+    pub type_name: Option<&'a str>,
+    pub value: Option<&'a Value>,
+    /// The shown bytes of a value that is not decoded.
+    pub raw: Option<&'a str>,
+}
+
+impl Candidate<'_> {
     /// The value's text, for filters: a string as itself, anything else as JSON.
-    pub fn value_text(&self) -> Option<String> {
-        match (&self.value, &self.raw) {
-            (Some(Value::String(s)), _) => Some(s.clone()),
-            (Some(v), _) => Some(v.to_string()),
-            (None, Some(r)) => Some(r.clone()),
+    fn value_text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow;
+        match (self.value, self.raw) {
+            (Some(Value::String(s)), _) => Some(Cow::Borrowed(s.as_str())),
+            (Some(v), _) => Some(Cow::Owned(v.to_string())),
+            (None, Some(r)) => Some(Cow::Borrowed(r)),
             (None, None) => None,
         }
     }
 
-    /// Whether the query's filters keep this message.
+    /// Whether the query's filters keep this record.
     pub fn matches(&self, topic: &str, query: &Query) -> bool {
         let text_ok = |f: &Option<TextFilter>, text: Option<&str>| {
             f.as_ref().is_none_or(|f| f.op.matches(text, &f.text))
@@ -109,25 +129,25 @@ impl Message {
         };
         let null = Value::Null;
         let bindings = crate::expr::Bindings::new(crate::expr::Variables {
-            value: self.value.as_ref().unwrap_or(&null),
+            value: self.value.unwrap_or(&null),
             key: self.key.as_deref(),
-            headers: &self.headers,
+            headers: self.headers,
             topic,
             partition: self.partition,
             offset: self.offset,
             timestamp: self.timestamp,
-            type_name: self.type_name.as_deref(),
+            type_name: self.type_name,
         });
         // A record the expression cannot be asked about (a missing field) is not a match.
         expr.test(&bindings).unwrap_or(false)
     }
 }
 
-/// Text as is when it is UTF-8, else in the query's raw encoding (lossy for `utf8`).
-fn text(bytes: &[u8], raw: RawAs) -> String {
+/// The key as shown: as is when it is UTF-8, else in the query's raw encoding.
+pub fn key_text(bytes: &[u8], raw: RawAs) -> std::borrow::Cow<'_, str> {
     match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_string(),
-        Err(_) => raw.show(bytes),
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => std::borrow::Cow::Owned(raw.show(bytes)),
     }
 }
 

@@ -216,8 +216,7 @@ impl Query {
         }
         let offset = int("offset")?;
         let time = get("time").map(|t| parse_time(&t)).transpose()?;
-        let need_offset =
-            || offset.ok_or_else(|| bad("offset", "give an offset for this seek"));
+        let need_offset = || offset.ok_or_else(|| bad("offset", "give an offset for this seek"));
         let need_time = || time.ok_or_else(|| bad("time", "give a time for this seek"));
         let seek = match get("seek").as_deref().unwrap_or("newest") {
             "oldest" => Seek::Oldest,
@@ -308,13 +307,20 @@ pub fn parse_time(text: &str) -> Result<i64, QueryError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.timestamp_millis());
     }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
             return Ok(t.and_utc().timestamp_millis());
         }
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis());
+        return Ok(d
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis());
     }
     Err(bad(
         "time",
@@ -348,7 +354,10 @@ mod tests {
     fn defaults_and_partitions() {
         let q = parse("topic=orders&partition=0&partition=2&partitions=3,4").unwrap();
         assert_eq!(q.topic, "orders");
-        assert_eq!(q.partitions.iter().copied().collect::<Vec<_>>(), [0, 2, 3, 4]);
+        assert_eq!(
+            q.partitions.iter().copied().collect::<Vec<_>>(),
+            [0, 2, 3, 4]
+        );
         assert_eq!(q.seek, Seek::Newest);
         assert_eq!(q.limit, 50);
         assert!(!q.has_filter());
@@ -356,7 +365,10 @@ mod tests {
 
     #[test]
     fn seeks_need_their_field() {
-        assert_eq!(parse("topic=t&seek=from_offset").unwrap_err().field, "offset");
+        assert_eq!(
+            parse("topic=t&seek=from_offset").unwrap_err().field,
+            "offset"
+        );
         assert_eq!(parse("topic=t&seek=since").unwrap_err().field, "time");
         assert_eq!(
             parse("topic=t&seek=since&time=2026-12-01T10:00:00Z")
@@ -370,8 +382,9 @@ mod tests {
 
     #[test]
     fn filters_and_caps() {
-        let q = parse("topic=t&value=abc&value_op=not_contains&expr=value.amount+%3E+3&header=type")
-            .unwrap();
+        let q =
+            parse("topic=t&value=abc&value_op=not_contains&expr=value.amount+%3E+3&header=type")
+                .unwrap();
         assert_eq!(q.value.unwrap().op, TextOp::NotContains);
         assert_eq!(q.expr.unwrap().source(), "value.amount > 3");
         assert_eq!(q.header, Some(("type".into(), None)));

@@ -1,16 +1,19 @@
 //! A scan: the query's ranges of every chosen partition read through one assigned consumer
-//! (librdkafka fetches the partitions in parallel), decoded with the topic's format, filtered,
-//! and capped by records scanned, time and results. Reading backwards (newest first) goes in
-//! growing windows from the end until each partition has enough matches.
+//! (librdkafka fetches the partitions in parallel) on a thread of its own, decoded and filtered
+//! on every core (rayon), and capped by records scanned, time and results. Reading backwards
+//! (newest first) goes in growing windows from the end. A partition stops once it has enough
+//! matches, or once its records can no longer be among the first `limit` by timestamp
+//! (timestamps are taken to grow with offsets within a partition, as Kafka appends them).
 
-use super::message::Message;
+use super::message::{Candidate, Message, key_text};
 use super::query::{Query, Seek};
 use crate::config::{Connections, Format, OnDecodeError, TopicConfig};
 use crate::decode::{DEAD_LETTER_COLUMNS, Decoded, Decoder};
 use crate::plan::{PartitionPlan, StartSource, TopicPlan};
-use crate::read::{BoundedReader, HeaderCapture, RawBatch, ReadError, TailReader};
+use crate::read::{BoundedReader, HeaderCapture, Prefetch, RawBatch, ReadError, TailReader};
 use crate::registry::Registry;
 use arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
+use rayon::prelude::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
@@ -20,6 +23,9 @@ use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH_ROWS: usize = 2_000;
+/// Batches read ahead of the matching, and matched at once.
+const AHEAD: usize = 8;
+const CHUNK: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -100,7 +106,7 @@ struct Hit {
 
 struct Run<'a> {
     scan: &'a Scan<'a>,
-    decoder: Option<Decoder>,
+    matcher: Matcher<'a>,
     stats: Stats,
     started: Instant,
     last_report: Instant,
@@ -113,11 +119,14 @@ pub fn run(scan: &Scan, report: &mut dyn FnMut(Event) -> bool) -> Result<Outcome
     let mut topic = scan.topic.clone();
     // Browsing shows bad records with their reason rather than failing on the first.
     topic.on_decode_error = OnDecodeError::DeadLetter;
-    let decoder = (!matches!(topic.format, Format::Raw) || topic.type_header.is_some())
-        .then(|| Decoder::new(&topic, scan.registry.clone()));
     let mut run = Run {
         scan,
-        decoder,
+        matcher: Matcher {
+            query: scan.query,
+            topic: &topic,
+            registry: scan.registry.clone(),
+            keep_rows: scan.keep_rows,
+        },
         stats: Stats::default(),
         started: Instant::now(),
         last_report: Instant::now(),
@@ -304,7 +313,36 @@ impl Run<'_> {
         let mut capture = HeaderCapture::for_topic(self.scan.topic);
         capture.all = true;
         let stall = Duration::from_secs(self.scan.query.max_seconds.clamp(5, 60));
-        Ok(BoundedReader::start(consumer, &plan, BATCH_ROWS, stall, capture)?)
+        Ok(BoundedReader::start(
+            consumer, &plan, BATCH_ROWS, stall, capture,
+        )?)
+    }
+
+    /// Matches a chunk of batches on every core; counts what was read and matched.
+    fn match_chunk(&mut self, chunk: &[RawBatch]) -> Result<Vec<Vec<Hit>>, ScanError> {
+        let matcher = &self.matcher;
+        let found: Vec<Result<Vec<Hit>, ScanError>> = chunk
+            .par_iter()
+            .map_init(|| matcher.decoder(), |d, b| matcher.batch(d.as_mut(), b))
+            .collect();
+        let found = found.into_iter().collect::<Result<Vec<_>, _>>()?;
+        self.stats.scanned += chunk.iter().map(|b| b.len() as u64).sum::<u64>();
+        self.stats.matched += found.iter().map(|h| h.len() as u64).sum::<u64>();
+        Ok(found)
+    }
+
+    /// Up to `CHUNK` batches, fewer when they reach the scan cap; at least one unless the
+    /// reader is done.
+    fn next_chunk(&self, reader: &mut Prefetch<RawBatch>) -> Result<Vec<RawBatch>, ScanError> {
+        let budget = self.scan.query.max_scan.saturating_sub(self.stats.scanned);
+        let mut chunk: Vec<RawBatch> = Vec::with_capacity(CHUNK);
+        while chunk.len() < CHUNK && (chunk.iter().map(|b| b.len() as u64).sum::<u64>()) < budget {
+            match reader.next_batch()? {
+                Some(b) => chunk.push(b),
+                None => break,
+            }
+        }
+        Ok(chunk)
     }
 
     fn forwards(
@@ -312,37 +350,48 @@ impl Run<'_> {
         consumer: BaseConsumer,
         ranges: BTreeMap<i32, Range>,
     ) -> Result<(Vec<Hit>, Stopped), ScanError> {
-        let limit = self.scan.query.limit as i64;
+        let limit = self.scan.query.limit;
         let filtered = self.scan.query.has_filter();
         // Without a filter each partition needs no more than `limit` records.
         let windows: BTreeMap<i32, (i64, i64)> = ranges
             .iter()
             .map(|(&p, r)| {
-                let end = if filtered { r.end } else { r.end.min(r.start + limit) };
+                let end = if filtered {
+                    r.end
+                } else {
+                    r.end.min(r.start + limit as i64)
+                };
                 (p, (r.start, end))
             })
             .collect();
-        let mut found: BTreeMap<i32, Vec<Hit>> = BTreeMap::new();
-        let mut reader = self.reader(consumer, &windows)?;
-        let enough = |found: &BTreeMap<i32, Vec<Hit>>| {
-            windows
-                .keys()
-                .all(|p| found.get(p).is_some_and(|h| h.len() as i64 >= limit))
-        };
-        while let Some(batch) = reader.next_batch()? {
-            let hits = found.entry(batch.partition).or_default();
-            let room = (limit as usize).saturating_sub(hits.len());
-            let mut new = self.matches(&batch)?;
-            new.truncate(room);
-            hits.extend(new);
-            if enough(&found) {
-                return Ok((found.into_values().flatten().collect(), Stopped::Limit));
+        let mut found = Found::new(limit, false);
+        let mut reader = Prefetch::start(self.reader(consumer, &windows)?, AHEAD, |b| b);
+        let result = loop {
+            let chunk = match self.next_chunk(&mut reader) {
+                Ok(chunk) if chunk.is_empty() => break Ok(Stopped::End),
+                Ok(chunk) => chunk,
+                Err(e) => break Err(e),
+            };
+            let hits = match self.match_chunk(&chunk) {
+                Ok(hits) => hits,
+                Err(e) => break Err(e),
+            };
+            for (batch, hits) in chunk.iter().zip(hits) {
+                found.add(batch, hits);
+            }
+            if found.enough(windows.keys()) {
+                // The end only when no window was cut short by the limit.
+                let whole = windows.iter().all(|(p, (_, end))| {
+                    found.finished.contains(p) && ranges.get(p).is_some_and(|r| r.end == *end)
+                });
+                break Ok(if whole { Stopped::End } else { Stopped::Limit });
             }
             if let Some(stopped) = self.keep_going() {
-                return Ok((found.into_values().flatten().collect(), stopped));
+                break Ok(stopped);
             }
-        }
-        Ok((found.into_values().flatten().collect(), Stopped::End))
+        };
+        close_later(reader);
+        Ok((found.into_hits(), result?))
     }
 
     fn backwards(
@@ -356,54 +405,55 @@ impl Run<'_> {
         } else {
             limit as i64
         };
-        let mut found: BTreeMap<i32, Vec<Hit>> = BTreeMap::new();
+        let mut found = Found::new(limit, true);
         let mut consumer = Some(consumer);
         loop {
             let windows: BTreeMap<i32, (i64, i64)> = ranges
                 .iter()
-                .filter(|(p, r)| r.end > r.low && found.get(p).is_none_or(|h| h.len() < limit))
+                .filter(|(p, r)| r.end > r.low && !found.satisfied(**p))
                 .map(|(&p, r)| (p, ((r.end - window).max(r.low), r.end)))
                 .collect();
             if windows.is_empty() {
-                return Ok((found.into_values().flatten().collect(), Stopped::End));
+                return Ok((found.into_hits(), Stopped::End));
             }
             let this = match consumer.take() {
                 Some(c) => c,
                 None => self.consumer()?,
             };
-            let mut reader = self.reader(this, &windows)?;
-            let mut round: BTreeMap<i32, Vec<Hit>> = BTreeMap::new();
-            let mut stopped = None;
-            while let Some(batch) = reader.next_batch()? {
-                let new = self.matches(&batch)?;
-                round.entry(batch.partition).or_default().extend(new);
-                stopped = self.keep_going();
-                if stopped.is_some() {
-                    break;
+            let mut reader = Prefetch::start(self.reader(this, &windows)?, AHEAD, |b| b);
+            let read = loop {
+                let chunk = match self.next_chunk(&mut reader) {
+                    Ok(chunk) if chunk.is_empty() => break Ok(None),
+                    Ok(chunk) => chunk,
+                    Err(e) => break Err(e),
+                };
+                let hits = match self.match_chunk(&chunk) {
+                    Ok(hits) => hits,
+                    Err(e) => break Err(e),
+                };
+                for (batch, hits) in chunk.iter().zip(hits) {
+                    found.add(batch, hits);
                 }
-            }
-            for (p, mut older) in round {
-                // Within a partition offsets ascend: keep the newest `limit`.
-                let hits = found.entry(p).or_default();
-                older.sort_by_key(|h| h.message.offset);
-                older.append(hits);
-                let drop = older.len().saturating_sub(limit);
-                older.drain(..drop);
-                *hits = older;
-            }
+                if let Some(stopped) = self.keep_going() {
+                    break Ok(Some(stopped));
+                }
+            };
+            close_later(reader);
+            let stopped = read?;
             for (p, (start, _)) in &windows {
                 if let Some(r) = ranges.get_mut(p) {
                     r.end = *start;
+                    if r.end <= r.low {
+                        found.finished.insert(*p);
+                    }
                 }
             }
             if let Some(stopped) = stopped {
-                return Ok((found.into_values().flatten().collect(), stopped));
+                return Ok((found.into_hits(), stopped));
             }
-            if ranges
-                .keys()
-                .all(|p| found.get(p).is_some_and(|h| h.len() >= limit))
-            {
-                return Ok((found.into_values().flatten().collect(), Stopped::Limit));
+            if found.enough(ranges.keys()) {
+                let stopped = found.end_or_limit(ranges.keys());
+                return Ok((found.into_hits(), stopped));
             }
             window = window.saturating_mul(4).min(1 << 24);
         }
@@ -420,8 +470,9 @@ impl Run<'_> {
         let mut reader = TailReader::start(consumer, self.topic(), &starts, capture)?;
         let mut all = Vec::new();
         loop {
-            for batch in reader.poll(Duration::from_millis(200), BATCH_ROWS)? {
-                for hit in self.matches(&batch)? {
+            let batches = reader.poll(Duration::from_millis(200), BATCH_ROWS)?;
+            for hits in self.match_chunk(&batches)? {
+                for hit in hits {
                     if !(self.report)(Event::Message(&hit.message)) {
                         self.cancelled = true;
                     }
@@ -436,75 +487,239 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// The matches so far, per partition, and which partitions need no more.
+struct Found {
+    limit: usize,
+    backwards: bool,
+    hits: BTreeMap<i32, Vec<Hit>>,
+    /// The timestamp of the farthest record read (oldest backwards, newest forwards).
+    frontier: BTreeMap<i32, i64>,
+    /// Partitions read to the end of their range.
+    finished: std::collections::BTreeSet<i32>,
+    threshold: Option<i64>,
+}
+
+impl Found {
+    fn new(limit: usize, backwards: bool) -> Found {
+        Found {
+            limit,
+            backwards,
+            hits: BTreeMap::new(),
+            frontier: BTreeMap::new(),
+            finished: Default::default(),
+            threshold: None,
+        }
+    }
+
+    fn add(&mut self, batch: &RawBatch, mut new: Vec<Hit>) {
+        let p = batch.partition;
+        if batch.last && !self.backwards {
+            self.finished.insert(p);
+        }
+        let far = if self.backwards {
+            batch.timestamps.iter().flatten().min()
+        } else {
+            batch.timestamps.iter().flatten().max()
+        };
+        if let Some(&far) = far {
+            let at = self.frontier.entry(p).or_insert(far);
+            *at = if self.backwards {
+                (*at).min(far)
+            } else {
+                (*at).max(far)
+            };
+        }
+        let hits = self.hits.entry(p).or_default();
+        if self.backwards {
+            // Windows arrive newest first, each in offset order: keep the newest `limit`.
+            new.append(hits);
+            new.sort_by_key(|h| h.message.offset);
+            let drop = new.len().saturating_sub(self.limit);
+            new.drain(..drop);
+            *hits = new;
+        } else {
+            let room = self.limit.saturating_sub(hits.len());
+            new.truncate(room);
+            hits.extend(new);
+        }
+        self.threshold = self.nth_timestamp();
+    }
+
+    /// The `limit`-th best timestamp over every partition, once there are that many matches.
+    fn nth_timestamp(&self) -> Option<i64> {
+        let total: usize = self.hits.values().map(Vec::len).sum();
+        if total < self.limit || self.limit == 0 {
+            return None;
+        }
+        let mut times: Vec<i64> = self
+            .hits
+            .values()
+            .flatten()
+            .map(|h| h.message.timestamp.unwrap_or(i64::MIN))
+            .collect();
+        let n = self.limit - 1;
+        if self.backwards {
+            times.select_nth_unstable_by(n, |a, b| b.cmp(a));
+        } else {
+            times.select_nth_unstable(n);
+        }
+        Some(times[n])
+    }
+
+    /// Whether `p` can add nothing to the result.
+    fn satisfied(&self, p: i32) -> bool {
+        if self.finished.contains(&p) || self.hits.get(&p).is_some_and(|h| h.len() >= self.limit) {
+            return true;
+        }
+        match (self.threshold, self.frontier.get(&p)) {
+            (Some(t), Some(&far)) if self.backwards => far < t,
+            (Some(t), Some(&far)) => far > t,
+            _ => false,
+        }
+    }
+
+    fn enough<'a>(&self, mut partitions: impl Iterator<Item = &'a i32>) -> bool {
+        partitions.all(|p| self.satisfied(*p))
+    }
+
+    /// Why a scan with every partition satisfied ended: each read to its end, or enough.
+    fn end_or_limit<'a>(&self, mut partitions: impl Iterator<Item = &'a i32>) -> Stopped {
+        if partitions.all(|p| self.finished.contains(p)) {
+            Stopped::End
+        } else {
+            Stopped::Limit
+        }
+    }
+
+    fn into_hits(self) -> Vec<Hit> {
+        self.hits.into_values().flatten().collect()
+    }
+}
+
+/// What matching a batch needs; shared by the threads that match.
+struct Matcher<'a> {
+    query: &'a Query,
+    topic: &'a TopicConfig,
+    registry: Option<Arc<Registry>>,
+    keep_rows: bool,
+}
+
+impl Matcher<'_> {
+    fn decoder(&self) -> Option<Decoder> {
+        (!matches!(self.topic.format, Format::Raw) || self.topic.type_header.is_some())
+            .then(|| Decoder::new(self.topic, self.registry.clone()))
+    }
 
     /// The matches of one batch, in offset order.
-    fn matches(&mut self, batch: &RawBatch) -> Result<Vec<Hit>, ScanError> {
-        self.stats.scanned += batch.len() as u64;
-        let query = self.scan.query;
-        let topic = self.scan.topic;
-        let mut messages: Vec<Message> = (0..batch.len())
-            .map(|i| Message::at(batch, i, topic, query))
-            .collect();
-        let mut rows: Vec<Option<(usize, usize)>> = vec![None; batch.len()];
+    fn batch(
+        &self,
+        decoder: Option<&mut Decoder>,
+        batch: &RawBatch,
+    ) -> Result<Vec<Hit>, ScanError> {
+        let query = self.query;
+        let topic = self.topic;
+        let n = batch.len();
+        let mut values: Vec<Option<serde_json::Value>> = vec![None; n];
+        let mut errors: Vec<Option<String>> = vec![None; n];
+        let mut types: Vec<Option<String>> = vec![None; n];
+        let mut rows: Vec<Option<(usize, usize)>> = vec![None; n];
         let mut pieces = Vec::new();
-        match &mut self.decoder {
-            None => {
-                for (i, m) in messages.iter_mut().enumerate() {
-                    m.raw = batch.values.is_valid(i).then(|| query.raw.show(batch.values.value(i)));
-                }
-            }
-            Some(_) if topic.format == Format::Json && topic.type_header.is_none() && !self.scan.keep_rows => {
+        let index = index_of(batch);
+        match decoder {
+            None => {}
+            Some(_)
+                if topic.format == Format::Json
+                    && topic.type_header.is_none()
+                    && !self.keep_rows =>
+            {
                 let (records, bad) = crate::records::from_json(&topic.topic, batch);
-                let index = index_of(batch);
                 for r in records {
                     if let Some(&i) = index.get(&r.offset) {
-                        messages[i].value = Some(r.value);
+                        values[i] = Some(r.value);
                     }
                 }
                 for (offset, reason) in bad {
                     if let Some(&i) = index.get(&offset) {
-                        self.set_error(&mut messages[i], batch, i, reason);
+                        errors[i] = Some(reason);
                     }
                 }
             }
             Some(decoder) => {
                 let decoded = decoder.decode(batch)?;
-                let records = crate::records::from_decoded(&topic.topic, batch, &decoded)
-                    .map_err(|reason| ScanError::Rows {
+                let records = crate::records::from_decoded(&topic.topic, batch, &decoded).map_err(
+                    |reason| ScanError::Rows {
                         topic: topic.topic.clone(),
                         reason,
-                    })?;
-                let index = index_of(batch);
+                    },
+                )?;
                 let places = row_places(&decoded);
                 for (g, r) in records.into_iter().enumerate() {
                     if let Some(&i) = index.get(&r.offset) {
-                        messages[i].value = Some(r.value);
-                        if r.type_name.is_some() {
-                            messages[i].type_name = r.type_name;
-                        }
+                        values[i] = Some(r.value);
+                        types[i] = r.type_name;
                         rows[i] = places.get(g).copied();
                     }
                 }
                 for (offset, reason) in dead_reasons(&decoded) {
                     if let Some(&i) = index.get(&offset) {
-                        self.set_error(&mut messages[i], batch, i, reason);
+                        errors[i] = Some(reason);
                     }
                 }
                 pieces = decoded.rows;
             }
         }
+        let shown = |i: usize| {
+            batch
+                .values
+                .is_valid(i)
+                .then(|| query.raw.show(batch.values.value(i)))
+        };
+        let no_headers: Vec<(String, String)> = Vec::new();
         let mut hits = Vec::new();
         let mut picked: Vec<Vec<(usize, u32)>> = vec![Vec::new(); pieces.len()];
-        for (i, message) in messages.into_iter().enumerate() {
-            if !message.matches(&topic.topic, query) {
+        for i in 0..n {
+            // Bytes are only shown for a value filter, and for the matches.
+            let raw = (values[i].is_none() && query.value.is_some())
+                .then(|| shown(i))
+                .flatten();
+            let candidate = Candidate {
+                partition: batch.partition,
+                offset: batch.offsets[i],
+                timestamp: batch.timestamps[i],
+                key: batch
+                    .keys
+                    .is_valid(i)
+                    .then(|| key_text(batch.keys.value(i), query.raw)),
+                headers: batch
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(i))
+                    .unwrap_or(&no_headers),
+                type_name: types[i]
+                    .as_deref()
+                    .or_else(|| batch.types.as_ref().and_then(|t| t.get(i)?.as_deref())),
+                value: values[i].as_ref(),
+                raw: raw.as_deref(),
+            };
+            if !candidate.matches(&topic.topic, query) {
                 continue;
             }
-            if let Some((piece, row)) = rows[i].filter(|_| self.scan.keep_rows) {
+            let mut message = Message::at(batch, i, topic, query);
+            message.value = values[i].take();
+            if let Some(t) = types[i].take() {
+                message.type_name = Some(t);
+            }
+            message.error = errors[i].take();
+            if message.value.is_none() {
+                message.raw = raw.or_else(|| shown(i));
+            }
+            if let Some((piece, row)) = rows[i].filter(|_| self.keep_rows) {
                 picked[piece].push((hits.len(), row as u32));
             }
             hits.push(Hit { message, row: None });
         }
-        self.stats.matched += hits.len() as u64;
         // Matched rows are copied out of their batch, so a kept row does not hold it all.
         for (piece, wanted) in pieces.iter().zip(picked) {
             if wanted.is_empty() {
@@ -523,14 +738,12 @@ impl Run<'_> {
         }
         Ok(hits)
     }
+}
 
-    fn set_error(&self, message: &mut Message, batch: &RawBatch, i: usize, reason: String) {
-        message.error = Some(reason);
-        message.raw = batch
-            .values
-            .is_valid(i)
-            .then(|| self.scan.query.raw.show(batch.values.value(i)));
-    }
+/// Drops a reader on another thread: closing its consumer can take a tenth of a second,
+/// which the answer need not wait for.
+fn close_later(reader: Prefetch<RawBatch>) {
+    std::thread::spawn(move || drop(reader));
 }
 
 fn index_of(batch: &RawBatch) -> std::collections::HashMap<i64, usize> {
@@ -565,10 +778,10 @@ fn dead_reasons(decoded: &Decoded) -> Vec<(i64, String)> {
         .iter()
         .enumerate()
         .map(|(i, &o)| {
-            let reason = reasons
-                .as_ref()
-                .filter(|r| i < r.len())
-                .map_or_else(|| "could not be decoded".to_string(), |r| r.value(i).to_string());
+            let reason = reasons.as_ref().filter(|r| i < r.len()).map_or_else(
+                || "could not be decoded".to_string(),
+                |r| r.value(i).to_string(),
+            );
             (o, reason)
         })
         .collect()
