@@ -84,6 +84,28 @@ impl Driver {
     }
 }
 
+/// Replaces the text of the form's field `name`.
+async fn set_field(browser: &Client, name: &str, text: &str) {
+    let field = browser
+        .find(Locator::Css(&format!("input[name={name}]")))
+        .await
+        .unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// Presses Run and waits for the scan of the new page to finish.
+async fn run_query(browser: &Client) {
+    browser
+        .find(Locator::Id("run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    done(browser).await;
+}
+
 async fn done(browser: &Client) {
     browser
         .wait()
@@ -173,20 +195,8 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
             .select_by_value("orders")
             .await
             .unwrap();
-        let limit = browser
-            .find(Locator::Css("input[name=limit]"))
-            .await
-            .unwrap();
-        limit.clear().await.unwrap();
-        limit.send_keys("20").await.unwrap();
-        browser
-            .find(Locator::Id("run"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        done(&browser).await;
+        set_field(&browser, "limit", "20").await;
+        run_query(&browser).await;
         let shown = rows(&browser).await;
         assert_eq!(shown.len(), 20);
         let values = browser
@@ -198,25 +208,9 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
         screenshot(&browser, "console-browse-newest").await;
 
         // A value filter on top.
-        let value = browser
-            .find(Locator::Css("input[name=value]"))
-            .await
-            .unwrap();
-        value.send_keys("\"seq\":9").await.unwrap();
-        let limit = browser
-            .find(Locator::Css("input[name=limit]"))
-            .await
-            .unwrap();
-        limit.clear().await.unwrap();
-        limit.send_keys("100").await.unwrap();
-        browser
-            .find(Locator::Id("run"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        done(&browser).await;
+        set_field(&browser, "value", "\"seq\":9").await;
+        set_field(&browser, "limit", "100").await;
+        run_query(&browser).await;
         let filtered = rows(&browser).await;
         // seq 9 and 90..99 in each partition, and 109..124 hold no 9 after "seq":.
         assert_eq!(filtered.len(), 33, "{filtered:?}");

@@ -484,3 +484,99 @@ fn triggered_run_shows_in_jobs_history_and_metrics() {
     assert!(page.contains("data-run=\"export\""), "{page}");
     assert!(page.contains("ok at "), "{page}");
 }
+
+/// Avro through the Schema Registry: each message shows its schema id and decoded value; a
+/// record that does not decode shows why, with its bytes; the registry's password shows nowhere.
+#[test]
+fn avro_messages_show_their_schema_id_and_bad_ones_their_reason() {
+    use runner::registry::{EmbeddedRegistry, Registry, SchemaType};
+    const SCHEMA: &str = r#"{"type": "record", "name": "Payment", "fields": [
+        {"name": "id", "type": "long"}, {"name": "account", "type": "string"}]}"#;
+    let password = "registry-pa55word";
+    let rt = common::runtime();
+    let server = EmbeddedRegistry::start_with_basic_auth(rt.handle(), "api-key", password).unwrap();
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("payments", 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let connections = json!({
+        "bootstrap_servers": kafka.bootstrap_servers(),
+        "schema_registry_url": server.url(),
+        "schema_registry_username": "api-key",
+        "schema_registry_password": password,
+    });
+    common::write_config(
+        dir.path(),
+        connections.clone(),
+        json!([{"topic": "payments", "format": "avro"}]),
+    );
+    let registry = Registry::from_connections(
+        &serde_json::from_value(connections).unwrap(),
+        rt.handle().clone(),
+    )
+    .unwrap()
+    .unwrap();
+    let id = registry
+        .register("payments-value", SchemaType::Avro, SCHEMA)
+        .unwrap();
+    let schema = apache_avro::Schema::parse_str(SCHEMA).unwrap();
+    let framed = |i: i64| {
+        let mut bytes = vec![0u8];
+        bytes.extend(id.to_be_bytes());
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+            .build()
+            .unwrap();
+        let value = apache_avro::types::Value::Record(vec![
+            ("id".into(), apache_avro::types::Value::Long(i)),
+            (
+                "account".into(),
+                apache_avro::types::Value::String(format!("ACC{i}")),
+            ),
+        ]);
+        bytes.extend(writer.write_value_to_vec(value).unwrap());
+        bytes
+    };
+    let mut values = vec![framed(0), framed(1)];
+    values.push([&[7u8][..], &framed(2)[1..]].concat()); // wrong magic byte
+    values.push(framed(3));
+    kafka
+        .produce("payments", values.into_iter().map(common::record))
+        .unwrap();
+
+    let served = Served::start(dir.path(), &["serve"], &[]);
+    let (messages, done) = served.scan("payments", "seek=oldest&limit=10&raw=hex");
+    assert_eq!(done["returned"], 4, "{messages:?}");
+    for i in [0, 1, 3] {
+        assert_eq!(messages[i]["schema_id"], id);
+        assert_eq!(
+            messages[i]["value"],
+            json!({"id": i, "account": format!("ACC{i}")})
+        );
+        assert!(messages[i].get("error").is_none());
+    }
+    let bad = &messages[2];
+    assert!(bad.get("value").is_none());
+    assert!(bad["error"].as_str().unwrap().contains("magic"), "{bad}");
+    assert!(
+        bad["raw"].as_str().unwrap().starts_with("07"),
+        "hex bytes: {bad}"
+    );
+    // A CEL filter on the decoded value.
+    let (messages, _) = served.scan("payments", "seek=oldest&expr=value.id+%3E%3D+1");
+    assert_eq!(coordinates(&messages), vec![(0, 1), (0, 3)]);
+    // Parquet has the typed rows of the records that decoded, and counts the other.
+    let parquet = served.get("/api/topics/payments/download?format=parquet&seek=oldest");
+    assert_eq!(parquet.status, 200, "{}", parquet.text());
+    assert_eq!(parquet.header("x-runner-undecoded"), "1");
+    for path in [
+        "/browse?topic=payments",
+        "/api/topics",
+        "/jobs",
+        "/api/topics/payments/messages?seek=oldest",
+        "/message/payments/0/2",
+    ] {
+        assert!(
+            !served.get(path).text().contains(password),
+            "{path} shows the registry password"
+        );
+    }
+}

@@ -365,10 +365,32 @@ impl Run<'_> {
             })
             .collect();
         let mut found = Found::new(limit, false);
-        let mut reader = Prefetch::start(self.reader(consumer, &windows)?, AHEAD, |b| b);
+        let reader = Prefetch::start(self.reader(consumer, &windows)?, AHEAD, |b| b);
+        let stopped = match self.drain(reader, &mut found, |f| f.enough(windows.keys()))? {
+            None => Stopped::End,
+            Some(Stopped::Limit) => {
+                // The end only when no window was cut short by the limit.
+                let whole = windows.iter().all(|(p, (_, end))| {
+                    found.finished.contains(p) && ranges.get(p).is_some_and(|r| r.end == *end)
+                });
+                if whole { Stopped::End } else { Stopped::Limit }
+            }
+            Some(cap) => cap,
+        };
+        Ok((found.into_hits(), stopped))
+    }
+
+    /// Reads `reader` to its end, matching as it goes; stops early once `enough` holds
+    /// (`Limit`) or at a cap. `None`: the reader is done. The reader closes in the background.
+    fn drain(
+        &mut self,
+        mut reader: Prefetch<RawBatch>,
+        found: &mut Found,
+        enough: impl Fn(&Found) -> bool,
+    ) -> Result<Option<Stopped>, ScanError> {
         let result = loop {
             let chunk = match self.next_chunk(&mut reader) {
-                Ok(chunk) if chunk.is_empty() => break Ok(Stopped::End),
+                Ok(chunk) if chunk.is_empty() => break Ok(None),
                 Ok(chunk) => chunk,
                 Err(e) => break Err(e),
             };
@@ -379,19 +401,15 @@ impl Run<'_> {
             for (batch, hits) in chunk.iter().zip(hits) {
                 found.add(batch, hits);
             }
-            if found.enough(windows.keys()) {
-                // The end only when no window was cut short by the limit.
-                let whole = windows.iter().all(|(p, (_, end))| {
-                    found.finished.contains(p) && ranges.get(p).is_some_and(|r| r.end == *end)
-                });
-                break Ok(if whole { Stopped::End } else { Stopped::Limit });
+            if enough(found) {
+                break Ok(Some(Stopped::Limit));
             }
             if let Some(stopped) = self.keep_going() {
-                break Ok(stopped);
+                break Ok(Some(stopped));
             }
         };
         close_later(reader);
-        Ok((found.into_hits(), result?))
+        result
     }
 
     fn backwards(
@@ -420,26 +438,8 @@ impl Run<'_> {
                 Some(c) => c,
                 None => self.consumer()?,
             };
-            let mut reader = Prefetch::start(self.reader(this, &windows)?, AHEAD, |b| b);
-            let read = loop {
-                let chunk = match self.next_chunk(&mut reader) {
-                    Ok(chunk) if chunk.is_empty() => break Ok(None),
-                    Ok(chunk) => chunk,
-                    Err(e) => break Err(e),
-                };
-                let hits = match self.match_chunk(&chunk) {
-                    Ok(hits) => hits,
-                    Err(e) => break Err(e),
-                };
-                for (batch, hits) in chunk.iter().zip(hits) {
-                    found.add(batch, hits);
-                }
-                if let Some(stopped) = self.keep_going() {
-                    break Ok(Some(stopped));
-                }
-            };
-            close_later(reader);
-            let stopped = read?;
+            let reader = Prefetch::start(self.reader(this, &windows)?, AHEAD, |b| b);
+            let stopped = self.drain(reader, &mut found, |_| false)?;
             for (p, (start, _)) in &windows {
                 if let Some(r) = ranges.get_mut(p) {
                     r.end = *start;
