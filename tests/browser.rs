@@ -164,7 +164,8 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
     std::fs::create_dir_all(dir.path().join("jobs")).unwrap();
     std::fs::write(
         dir.path().join("jobs/export.json"),
-        r#"{"topics": ["orders"], "schedule": "*/15 * * * *"}"#,
+        // Yearly: no fire during the test, so the only runs are `once` and the trigger.
+        r#"{"topics": ["orders"], "schedule": "0 0 1 1 *"}"#,
     )
     .unwrap();
     // One run, so the jobs page has history.
@@ -183,7 +184,7 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
     let driver = Driver::start();
     let base = served.base.clone();
     let rt = common::runtime();
-    rt.block_on(async {
+    let scheduler = rt.block_on(async {
         let browser = driver.browser("first").await;
 
         // Pick a topic, newest 20: rows decoded.
@@ -354,7 +355,7 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
             .unwrap();
         let text = row.text().await.unwrap();
         assert!(
-            text.contains("*/15 * * * *") && text.contains("ok at"),
+            text.contains("0 0 1 1 *") && text.contains("ok at"),
             "{text}"
         );
         assert!(text.contains("300"), "the run's records: {text}");
@@ -367,6 +368,34 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
             .unwrap();
         assert!(lag.contains("25"), "partition 0 is 25 behind: {lag}");
         screenshot(&browser, "console-jobs").await;
+
+        // The scheduler's console with --allow-trigger: the guarded button starts a run.
+        let scheduler = Served::start(dir.path(), &["schedule", "--allow-trigger"], &[]);
+        browser
+            .goto(&format!("{}/jobs", scheduler.base))
+            .await
+            .unwrap();
+        let button = browser
+            .find(Locator::Css("button[data-run=export]"))
+            .await
+            .unwrap();
+        button.click().await.unwrap();
+        let question = browser.get_alert_text().await.unwrap();
+        assert_eq!(question, "Start a run of export now?");
+        browser.accept_alert().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while button.text().await.unwrap() != "Started" {
+            assert!(Instant::now() < deadline, "the button never said Started");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        screenshot(&browser, "console-jobs-triggered").await;
         browser.close().await.unwrap();
+        scheduler
     });
+    // The triggered run took the 25 new records of partition 0.
+    let job = scheduler.get_until("/api/jobs/export", 120, |j| {
+        j["running"] == false && j["history"].as_array().is_some_and(|h| h.len() >= 2)
+    });
+    assert_eq!(job["history"][0]["status"], "ok", "{job}");
+    assert_eq!(job["history"][0]["topics"][0]["records"], 25, "{job}");
 }

@@ -580,3 +580,70 @@ fn avro_messages_show_their_schema_id_and_bad_ones_their_reason() {
         );
     }
 }
+
+/// A header-typed topic (seed 003): each message shows its type, decoded with that type's
+/// format; a header filter picks one type; a record of an unknown type shows why.
+#[test]
+fn header_typed_messages_show_their_type_and_filter_by_header() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    kafka.create_topic("shop", 1).unwrap();
+    common::produce_typed(
+        &kafka.bootstrap_servers(),
+        "shop",
+        &[
+            (
+                Some("com.shop.Delivered"),
+                json!({"order": 1, "courier": "ups"}),
+            ),
+            (
+                Some("com.shop.Returned"),
+                json!({"order": 2, "reason": "size"}),
+            ),
+            (Some("com.shop.Lost"), json!({"order": 3})),
+            (
+                Some("com.shop.Delivered"),
+                json!({"order": 4, "courier": "dhl"}),
+            ),
+        ],
+    );
+    let dir = config_for(
+        &kafka,
+        json!([{
+            "topic": "shop",
+            "type_header": "item_type_name",
+            "types": {
+                "com.shop.Delivered": {"format": "json"},
+                "com.shop.Returned": {"format": "json"}
+            }
+        }]),
+    );
+    let served = Served::start(dir.path(), &["serve"], &[]);
+    let (messages, _) = served.scan("shop", "seek=oldest");
+    assert_eq!(messages.len(), 4);
+    assert_eq!(messages[0]["type"], "com.shop.Delivered");
+    assert_eq!(messages[0]["value"]["courier"], "ups");
+    assert_eq!(messages[1]["type"], "com.shop.Returned");
+    assert_eq!(messages[1]["value"]["reason"], "size");
+    assert!(
+        messages[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("com.shop.Lost"),
+        "{}",
+        messages[2]
+    );
+    assert_eq!(
+        messages[0]["headers"],
+        json!([["item_type_name", "com.shop.Delivered"]])
+    );
+    let (delivered, _) = served.scan(
+        "shop",
+        "seek=oldest&header=item_type_name&header_value=Delivered&header_op=contains",
+    );
+    assert_eq!(coordinates(&delivered), vec![(0, 0), (0, 3)]);
+    let (typed, _) = served.scan(
+        "shop",
+        "seek=oldest&expr=type+%3D%3D+%27com.shop.Returned%27",
+    );
+    assert_eq!(coordinates(&typed), vec![(0, 1)]);
+}

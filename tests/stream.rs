@@ -562,28 +562,6 @@ fn the_http_hook_merges_retries_and_dead_letters() {
     assert_eq!(code, Some(0), "{log}");
 }
 
-/// Produces JSON values with an `item_type_name` header (none when `type_name` is None).
-fn produce_typed(bootstrap: &str, topic: &str, records: &[(Option<&str>, Value)]) {
-    use rdkafka::message::{Header, OwnedHeaders};
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    let producer: BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    for (type_name, value) in records {
-        let payload = value.to_string();
-        let mut record = BaseRecord::<str, str>::to(topic).payload(&payload).key("k");
-        if let Some(t) = type_name {
-            record = record.headers(OwnedHeaders::new().insert(Header {
-                key: "item_type_name",
-                value: Some(*t),
-            }));
-        }
-        producer.send(record).map_err(|(e, _)| e).unwrap();
-    }
-    producer.flush(Duration::from_secs(10)).unwrap();
-}
-
 fn typed_topic() -> Value {
     json!([{
         "topic": "shop",
@@ -623,7 +601,7 @@ fn header_typed_records_are_decoded_by_type_and_unknown_types_dead_lettered() {
     );
     let mut runner = Runner::start(dir.path(), "typed", "typed");
     runner.wait_assigned();
-    produce_typed(
+    common::produce_typed(
         &kafka.bootstrap_servers(),
         "shop",
         &[
@@ -675,7 +653,7 @@ fn a_batch_export_writes_header_typed_records_as_a_union() {
     let kafka = EmbeddedKafka::start().unwrap();
     kafka.create_topic("shop", 1).unwrap();
     let dir = config_for(&kafka, typed_topic());
-    produce_typed(
+    common::produce_typed(
         &kafka.bootstrap_servers(),
         "shop",
         &[

@@ -405,3 +405,25 @@ pub fn assert_files_match_progress(out: &Path, topic: &str, partitions: i32) {
     let expected: Vec<_> = (0..partitions).map(|p| (p, 0..next(p))).collect();
     assert_rows_exactly(exported(out, topic), topic, &expected);
 }
+
+/// Produces JSON values with an `item_type_name` header (none when `type_name` is None).
+pub fn produce_typed(bootstrap: &str, topic: &str, records: &[(Option<&str>, serde_json::Value)]) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for (type_name, value) in records {
+        let payload = value.to_string();
+        let mut record = BaseRecord::<str, str>::to(topic).payload(&payload).key("k");
+        if let Some(t) = type_name {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: "item_type_name",
+                value: Some(*t),
+            }));
+        }
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
