@@ -647,3 +647,18 @@ fn header_typed_messages_show_their_type_and_filter_by_header() {
     );
     assert_eq!(coordinates(&typed), vec![(0, 1)]);
 }
+
+/// `/readyz` says ready while Kafka and the sink answer, and 503 with which one does not;
+/// `/healthz` only says the process answers.
+#[test]
+fn readiness_follows_kafka() {
+    let (kafka, dir) = cluster();
+    let served = Served::start(dir.path(), &["serve"], &[]);
+    let ready = served.get("/readyz");
+    assert_eq!((ready.status, ready.text().as_str()), (200, "ready\n"));
+    drop(kafka);
+    let not = served.get("/readyz");
+    assert_eq!(not.status, 503);
+    assert_eq!(not.text(), "not ready: Kafka does not answer\n");
+    assert_eq!(served.get("/healthz").status, 200);
+}
