@@ -37,6 +37,7 @@ pub fn build(
     Ok((store, None))
 }
 
+#[cfg(any(feature = "azure", feature = "s3", feature = "gcs"))]
 fn retry(cfg: &SinkConfig) -> object_store::RetryConfig {
     object_store::RetryConfig {
         max_retries: cfg.retry.max_retries,
@@ -46,6 +47,11 @@ fn retry(cfg: &SinkConfig) -> object_store::RetryConfig {
 }
 
 fn remote(cfg: &SinkConfig) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
+    // Unread when no object store is compiled in.
+    #[cfg_attr(
+        not(any(feature = "azure", feature = "s3", feature = "gcs")),
+        allow(unused_variables)
+    )]
     let options = cfg.options.iter().map(|(k, v)| (k.as_str(), v.expose()));
     match cfg.kind {
         #[cfg(feature = "azure")]
