@@ -80,8 +80,9 @@ impl AvroDecoder {
                 .decode(message)
                 .map_err(|e| record_error(format!("not valid Avro for its schema: {e}")))?;
             let mut expected = held + 1;
-            if read < message.len() && decoder.batch_is_full() {
-                // A new schema id: arrow-avro ends the piece before the record's body.
+            if read < message.len() && decoder.batch_is_full() && self.fixed.is_none() {
+                // A new schema id: arrow-avro ends the piece before the record's body. (With
+                // a schema file there are no ids: bytes left over are the record's fault.)
                 pieces.extend(flush(decoder)?);
                 read += decoder
                     .decode(&message[read..])

@@ -167,6 +167,14 @@ impl Decoder {
             Some(typed) => typed.decode(batch)?,
             None => self.payload.decode(&batch.values)?,
         };
+        // Slicing the metadata columns needs exactly one payload row per record.
+        let decoded_rows: usize = payload.iter().map(|p| p.rows).sum();
+        if decoded_rows != batch.len() {
+            return Err(PayloadError::Batch(format!(
+                "decoded {decoded_rows} rows from {} records",
+                batch.len()
+            )));
+        }
         let mut pieces = Vec::with_capacity(payload.len());
         let mut row = 0;
         for Piece {
@@ -186,12 +194,6 @@ impl Decoder {
                 .map_err(|e| PayloadError::Batch(e.to_string()))?;
             pieces.push(piece);
             row += rows;
-        }
-        if row != batch.len() {
-            return Err(PayloadError::Batch(format!(
-                "decoded {row} rows from {} records",
-                batch.len()
-            )));
         }
         Ok(pieces)
     }
