@@ -94,8 +94,16 @@ async fn set_field(browser: &Client, name: &str, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
-/// Presses Run and waits for the scan of the new page to finish.
+/// Presses Run and waits for the scan of the new page to finish. The old page's table is
+/// marked first: until the new page replaces it, it would answer the wait.
 async fn run_query(browser: &Client) {
+    browser
+        .execute(
+            "document.getElementById('results')?.setAttribute('data-old', '1')",
+            vec![],
+        )
+        .await
+        .unwrap();
     browser
         .find(Locator::Id("run"))
         .await
@@ -103,7 +111,23 @@ async fn run_query(browser: &Client) {
         .click()
         .await
         .unwrap();
-    done(browser).await;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("#results[data-state=done]:not([data-old])"))
+        .await
+        .expect("the new page's scan finished");
+}
+
+/// The text of the first element `css` finds.
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 async fn done(browser: &Client) {
@@ -222,13 +246,7 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
         {
             assert!(v.text().await.unwrap().contains("\"seq\":9"));
         }
-        let status = browser
-            .find(Locator::Id("status"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let status = text_of(&browser, "#status").await;
         assert!(status.starts_with("Done: 33 shown"), "{status}");
         screenshot(&browser, "console-browse-filter").await;
 
@@ -287,11 +305,13 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
             .click()
             .await
             .unwrap();
-        let heading = browser
+        // Only the message page has this list; the browse page's h1 would answer too early.
+        browser
             .wait()
-            .for_element(Locator::Css("h1"))
+            .for_element(Locator::Css("dl.message"))
             .await
             .unwrap();
+        let heading = browser.find(Locator::Css("h1")).await.unwrap();
         let (p, o) = filtered[0];
         assert_eq!(heading.text().await.unwrap(), format!("orders / {p} / {o}"));
         let source = browser.source().await.unwrap();
@@ -305,13 +325,7 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
             .goto(&format!("{base}/browse?topic=secret"))
             .await
             .unwrap();
-        let refused = browser
-            .find(Locator::Css("p.error"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let refused = text_of(&browser, "p.error").await;
         assert!(refused.contains("browsing is switched off"), "{refused}");
         let option = browser
             .find(Locator::Css("option[value=secret]"))
@@ -359,13 +373,7 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
             "{text}"
         );
         assert!(text.contains("300"), "the run's records: {text}");
-        let lag = browser
-            .find(Locator::Css("#job-export table.lag"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let lag = text_of(&browser, "#job-export table.lag").await;
         assert!(lag.contains("25"), "partition 0 is 25 behind: {lag}");
         screenshot(&browser, "console-jobs").await;
 

@@ -520,20 +520,17 @@ fn avro_messages_show_their_schema_id_and_bad_ones_their_reason() {
         .unwrap();
     let schema = apache_avro::Schema::parse_str(SCHEMA).unwrap();
     let framed = |i: i64| {
-        let mut bytes = vec![0u8];
-        bytes.extend(id.to_be_bytes());
-        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
-            .build()
-            .unwrap();
-        let value = apache_avro::types::Value::Record(vec![
-            ("id".into(), apache_avro::types::Value::Long(i)),
-            (
-                "account".into(),
-                apache_avro::types::Value::String(format!("ACC{i}")),
-            ),
-        ]);
-        bytes.extend(writer.write_value_to_vec(value).unwrap());
-        bytes
+        common::framed_avro(
+            id,
+            &schema,
+            vec![
+                ("id".into(), apache_avro::types::Value::Long(i)),
+                (
+                    "account".into(),
+                    apache_avro::types::Value::String(format!("ACC{i}")),
+                ),
+            ],
+        )
     };
     let mut values = vec![framed(0), framed(1)];
     values.push([&[7u8][..], &framed(2)[1..]].concat()); // wrong magic byte

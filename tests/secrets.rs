@@ -74,17 +74,11 @@ fn no_secret_shows_in_output_logs_errors_or_the_console() {
         .unwrap();
     let schema = apache_avro::Schema::parse_str(schema_text).unwrap();
     let framed = |i: i64| {
-        let mut bytes = vec![0u8];
-        bytes.extend(id.to_be_bytes());
-        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
-            .build()
-            .unwrap();
-        let value = apache_avro::types::Value::Record(vec![(
-            "id".into(),
-            apache_avro::types::Value::Long(i),
-        )]);
-        bytes.extend(writer.write_value_to_vec(value).unwrap());
-        bytes
+        common::framed_avro(
+            id,
+            &schema,
+            vec![("id".into(), apache_avro::types::Value::Long(i))],
+        )
     };
     kafka
         .produce("payments", (0..20).map(|i| common::record(framed(i))))

@@ -10,22 +10,8 @@ use runner::decode::Decoder;
 use runner::read::RawBatch;
 use std::sync::OnceLock;
 
-const AVRO: &str = r#"{"type": "record", "name": "P", "fields": [
-  {"name": "id", "type": "long"}, {"name": "name", "type": "string"},
-  {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
-  {"name": "tags", "type": {"type": "array", "items": "string"}},
-  {"name": "attrs", "type": {"type": "map", "values": ["null", "double"]}},
-  {"name": "kind", "type": {"type": "enum", "name": "K", "symbols": ["A", "B"]}},
-  {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-  {"name": "note", "type": ["null", "string", "int"], "default": null}]}"#;
-const PROTO: &str = r#"syntax = "proto3";
-package f;
-message Inner { string s = 1; repeated int64 n = 2; }
-message M {
-  int64 id = 1; string name = 2; double amount = 3; bool ok = 4; bytes raw = 5;
-  Inner inner = 6; repeated Inner items = 7; map<string, int32> counts = 8;
-  enum E { X = 0; Y = 1; } E e = 9; optional string note = 10;
-}"#;
+const AVRO: &str = include_str!("../schemas/p.avsc");
+const PROTO: &str = include_str!("../schemas/m.proto");
 
 fn topics() -> &'static Vec<TopicConfig> {
     static TOPICS: OnceLock<(tempfile::TempDir, Vec<TopicConfig>)> = OnceLock::new();

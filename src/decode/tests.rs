@@ -239,14 +239,8 @@ fn an_unknown_or_missing_type_is_a_dead_letter_with_the_reason() {
 /// record of this schema made the decoder panic slicing the metadata columns.
 #[test]
 fn fuzz_avro_record_that_panicked_while_slicing_the_metadata_columns() {
-    const AVRO: &str = r#"{"type": "record", "name": "P", "fields": [
-      {"name": "id", "type": "long"}, {"name": "name", "type": "string"},
-      {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
-      {"name": "tags", "type": {"type": "array", "items": "string"}},
-      {"name": "attrs", "type": {"type": "map", "values": ["null", "double"]}},
-      {"name": "kind", "type": {"type": "enum", "name": "K", "symbols": ["A", "B"]}},
-      {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-      {"name": "note", "type": ["null", "string", "int"], "default": null}]}"#;
+    // The fuzz target's schema.
+    const AVRO: &str = include_str!("../../fuzz/schemas/p.avsc");
     let dir = tempfile::tempdir().unwrap();
     let avsc = dir.path().join("p.avsc");
     std::fs::write(&avsc, AVRO).unwrap();

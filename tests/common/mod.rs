@@ -427,3 +427,22 @@ pub fn produce_typed(bootstrap: &str, topic: &str, records: &[(Option<&str>, ser
     }
     producer.flush(Duration::from_secs(10)).unwrap();
 }
+
+/// An Avro record of `schema` framed for the Schema Registry with `id`.
+pub fn framed_avro(
+    id: u32,
+    schema: &apache_avro::Schema,
+    fields: Vec<(String, apache_avro::types::Value)>,
+) -> Vec<u8> {
+    let mut bytes = vec![0u8];
+    bytes.extend(id.to_be_bytes());
+    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+        .build()
+        .expect("an Avro writer");
+    bytes.extend(
+        writer
+            .write_value_to_vec(apache_avro::types::Value::Record(fields))
+            .expect("a record of the schema"),
+    );
+    bytes
+}
