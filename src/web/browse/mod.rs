@@ -2,6 +2,8 @@
 //! shown, streamed or downloaded.
 
 pub mod download;
+mod found;
+mod matcher;
 pub mod message;
 pub mod query;
 pub mod scan;
