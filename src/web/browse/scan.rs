@@ -145,6 +145,17 @@ pub fn run(scan: &Scan, report: &mut dyn FnMut(Event) -> bool) -> Result<Outcome
     }
     hits.truncate(query.limit);
     run.stats.elapsed_ms = run.started.elapsed().as_millis() as u64;
+    // Which topic and how much, never the filters: they may quote sensitive values.
+    tracing::info!(
+        topic = %scan.topic.topic,
+        seek = query.seek.name(),
+        scanned = run.stats.scanned,
+        matched = run.stats.matched,
+        returned = hits.len(),
+        stopped = ?stopped,
+        ms = run.stats.elapsed_ms,
+        "browse scan"
+    );
     let undecoded = hits.iter().filter(|h| h.row.is_none()).count() as u64;
     let (messages, rows): (Vec<Message>, Vec<Option<RecordBatch>>) =
         hits.into_iter().map(|h| (h.message, h.row)).unzip();
