@@ -104,19 +104,33 @@ async fn run_query(browser: &Client) {
         )
         .await
         .unwrap();
-    browser
-        .find(Locator::Id("run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, "#run").await;
     browser
         .wait()
         .at_most(Duration::from_secs(60))
         .for_element(Locator::Css("#results[data-state=done]:not([data-old])"))
         .await
         .expect("the new page's scan finished");
+}
+
+/// Clicks the first element `css` finds.
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits (up to 30 s) for an element `css` finds.
+async fn wait_for(browser: &Client, css: &str) {
+    browser
+        .wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"));
 }
 
 /// The text of the first element `css` finds.
@@ -298,19 +312,9 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
         second.close().await.unwrap();
 
         // A link to one message.
-        browser
-            .find(Locator::Css("#results tbody tr td a"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&browser, "#results tbody tr td a").await;
         // Only the message page has this list; the browse page's h1 would answer too early.
-        browser
-            .wait()
-            .for_element(Locator::Css("dl.message"))
-            .await
-            .unwrap();
+        wait_for(&browser, "dl.message").await;
         let heading = browser.find(Locator::Css("h1")).await.unwrap();
         let (p, o) = filtered[0];
         assert_eq!(heading.text().await.unwrap(), format!("orders / {p} / {o}"));
@@ -343,23 +347,9 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
             ))
             .await
             .unwrap();
-        browser
-            .wait()
-            .for_element(Locator::Css("#cancel:not([disabled])"))
-            .await
-            .unwrap();
-        browser
-            .find(Locator::Id("cancel"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        browser
-            .wait()
-            .for_element(Locator::Css("#results[data-state=cancelled]"))
-            .await
-            .unwrap();
+        wait_for(&browser, "#cancel:not([disabled])").await;
+        click(&browser, "#cancel").await;
+        wait_for(&browser, "#results[data-state=cancelled]").await;
 
         // The jobs page: schedule, last run, lag.
         browser.goto(&format!("{base}/jobs")).await.unwrap();
