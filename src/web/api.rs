@@ -423,7 +423,8 @@ pub async fn job_list(
             .map(|j| {
                 let running = trigger.as_ref().is_some_and(|t| t.is_running(&j.name));
                 let can = allow && trigger.as_ref().is_some_and(|t| t.hosts(&j.name));
-                jobs::status(&ctx, j, running, can)
+                let last = jobs::history(&ctx, j, 1).pop();
+                jobs::status(&ctx, j, last, running, can)
             })
             .collect()
     })
@@ -455,7 +456,9 @@ pub async fn job_detail(console: &Shared, name: &str) -> Result<JobDetail, ApiEr
     blocking(move || {
         let running = trigger.as_ref().is_some_and(|t| t.is_running(&job.name));
         let can = allow && trigger.as_ref().is_some_and(|t| t.hosts(&job.name));
-        let status = jobs::status(&ctx, &job, running, can);
+        // One read of the history serves both the last run and the list.
+        let history = jobs::history(&ctx, &job, 20);
+        let status = jobs::status(&ctx, &job, history.first().cloned(), running, can);
         let (lag, lag_error) = match jobs::lag(&ctx, &job) {
             Ok(rows) => {
                 for r in &rows {
@@ -465,8 +468,6 @@ pub async fn job_detail(console: &Shared, name: &str) -> Result<JobDetail, ApiEr
             }
             Err(e) => (Vec::new(), Some(e)),
         };
-        let history =
-            crate::history::recent(&ctx.sink, 20, 30, Some(&job.name)).unwrap_or_default();
         JobDetail {
             status,
             lag,

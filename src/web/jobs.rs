@@ -46,15 +46,23 @@ fn kind_name(kind: JobKind) -> &'static str {
     }
 }
 
-/// The status of `job`, with its newest history entry.
-pub fn status(ctx: &RunContext, job: &JobConfig, running: bool, can_trigger: bool) -> JobStatus {
-    let last_run = match crate::history::recent(&ctx.sink, 1, 30, Some(&job.name)) {
-        Ok(mut entries) => entries.pop(),
-        Err(e) => {
-            tracing::warn!(job = %job.name, error = %e, "cannot read the history");
-            None
-        }
-    };
+/// The newest `last` runs of `job` in the last 30 days, newest first; none when the history
+/// cannot be read (it must not block a look at the jobs).
+pub fn history(ctx: &RunContext, job: &JobConfig, last: usize) -> Vec<Entry> {
+    crate::history::recent(&ctx.sink, last, 30, Some(&job.name)).unwrap_or_else(|e| {
+        tracing::warn!(job = %job.name, error = %e, "cannot read the history");
+        Vec::new()
+    })
+}
+
+/// The status of `job`; `last_run` is its newest history entry.
+pub fn status(
+    ctx: &RunContext,
+    job: &JobConfig,
+    last_run: Option<Entry>,
+    running: bool,
+    can_trigger: bool,
+) -> JobStatus {
     JobStatus {
         name: job.name.clone(),
         kind: kind_name(job.kind),
