@@ -271,26 +271,18 @@ fn browse_filter_download_permalink_and_jobs_in_a_browser() {
         }
         assert_eq!(links.len(), 3);
         let csv_link = links.iter().find(|l| l.contains("format=csv")).unwrap();
-        let client = reqwest::Client::new();
-        let csv = client
-            .get(format!("{base}{csv_link}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let fetch = |link: &str| {
+            let url = format!("{base}{link}");
+            async move {
+                let response = reqwest::get(&url).await.unwrap();
+                response.bytes().await.unwrap()
+            }
+        };
+        let csv = fetch(csv_link).await;
         let mut reader = csv::Reader::from_reader(csv.as_ref());
         assert_eq!(reader.records().count(), 33);
         let parquet_link = links.iter().find(|l| l.contains("format=parquet")).unwrap();
-        let parquet = client
-            .get(format!("{base}{parquet_link}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let parquet = fetch(parquet_link).await;
         let reader =
             parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(parquet)
                 .unwrap()

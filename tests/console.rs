@@ -603,17 +603,7 @@ fn header_typed_messages_show_their_type_and_filter_by_header() {
             ),
         ],
     );
-    let dir = config_for(
-        &kafka,
-        json!([{
-            "topic": "shop",
-            "type_header": "item_type_name",
-            "types": {
-                "com.shop.Delivered": {"format": "json"},
-                "com.shop.Returned": {"format": "json"}
-            }
-        }]),
-    );
+    let dir = config_for(&kafka, common::typed_topic());
     let served = Served::start(dir.path(), &["serve"], &[]);
     let (messages, _) = served.scan("shop", "seek=oldest");
     assert_eq!(messages.len(), 4);

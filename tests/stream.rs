@@ -562,17 +562,6 @@ fn the_http_hook_merges_retries_and_dead_letters() {
     assert_eq!(code, Some(0), "{log}");
 }
 
-fn typed_topic() -> Value {
-    json!([{
-        "topic": "shop",
-        "type_header": "item_type_name",
-        "types": {
-            "com.shop.Delivered": {"format": "json"},
-            "com.shop.Returned": {"format": "json"}
-        }
-    }])
-}
-
 /// Seed 003: the header picks each record's type; the outputs are routed by type and an
 /// unknown or missing type is a dead letter with the reason.
 #[test]
@@ -593,7 +582,7 @@ fn header_typed_records_are_decoded_by_type_and_unknown_types_dead_lettered() {
     });
     let dir = setup(
         &kafka,
-        typed_topic(),
+        common::typed_topic(),
         1,
         &["delivered", "returned", "dlq"],
         "typed",
@@ -652,7 +641,7 @@ fn header_typed_records_are_decoded_by_type_and_unknown_types_dead_lettered() {
 fn a_batch_export_writes_header_typed_records_as_a_union() {
     let kafka = EmbeddedKafka::start().unwrap();
     kafka.create_topic("shop", 1).unwrap();
-    let dir = config_for(&kafka, typed_topic());
+    let dir = config_for(&kafka, common::typed_topic());
     common::produce_typed(
         &kafka.bootstrap_servers(),
         "shop",

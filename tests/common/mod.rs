@@ -446,3 +446,15 @@ pub fn framed_avro(
     );
     bytes
 }
+
+/// topics.json for `shop`, a header-typed topic (seed 003) of two JSON types.
+pub fn typed_topic() -> serde_json::Value {
+    serde_json::json!([{
+        "topic": "shop",
+        "type_header": "item_type_name",
+        "types": {
+            "com.shop.Delivered": {"format": "json"},
+            "com.shop.Returned": {"format": "json"}
+        }
+    }])
+}
