@@ -503,3 +503,31 @@ fn small_read_and_write_buffers_flush_early_and_write_the_same_rows() {
         "the budget wrote row groups out early"
     );
 }
+
+#[test]
+fn reading_in_batches_and_decoding_in_chunks_write_the_same_rows_as_one_message_at_a_time() {
+    // 10,000 records a partition: batches of 8,192 rows, which JSON decodes in chunks of
+    // 2,048 rows on every core; the other run polls one message at a time.
+    let kafka = kafka_with("same", 2, 10_000);
+    let rt = runtime();
+    let (batched, polled) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ctx = context(&kafka.bootstrap_servers(), batched.path(), &rt);
+    let topics = [topic(json!({"topic": "same", "format": "json"}))];
+    assert_eq!(records(&run(&ctx, &topics)), 20_000);
+    let mut ctx = context(&kafka.bootstrap_servers(), polled.path(), &rt);
+    ctx.options.read_in_batches = false;
+    let topics = [topic(
+        json!({"topic": "same", "format": "json", "group_id": "polled"}),
+    )];
+    assert_eq!(records(&run(&ctx, &topics)), 20_000);
+
+    let all: Vec<_> = (0..2).map(|p| (p, 0..10_000)).collect();
+    assert_exactly(batched.path(), "same", &all);
+    assert_exactly(polled.path(), "same", &all);
+    let (a, b) = (
+        batches(batched.path(), "same"),
+        batches(polled.path(), "same"),
+    );
+    assert!(a[0].num_columns() > 6, "typed columns next to the metadata");
+    assert_eq!(a, b, "the same rows, values and types either way");
+}

@@ -35,17 +35,17 @@ impl JsonDecoder {
                 .schema
                 .clone()
                 .ok_or_else(|| PayloadError::Batch("no schema".into()))?;
-            return match decode_with(&schema, values) {
-                Ok(columns) => Ok(split(&schema, columns, values.len())),
+            return match decode_chunks(&schema, values) {
+                Ok(pieces) => Ok(pieces),
                 // arrow-json reports some mismatches for the whole batch; find the record.
                 Err(PayloadError::Batch(reason)) => Err(first_misfit(&schema, values, reason)),
                 Err(e) => Err(e),
             };
         }
         if let Some(schema) = &self.schema
-            && let Ok(columns) = decode_with(schema, values)
+            && let Ok(pieces) = decode_chunks(schema, values)
         {
-            return Ok(split(schema, columns, values.len()));
+            return Ok(pieces);
         }
         let inferred = infer(values)?;
         let schema = match &self.schema {
@@ -55,10 +55,18 @@ impl JsonDecoder {
             None => inferred,
         };
         let schema = Arc::new(schema);
-        let columns = decode_with(&schema, values)?;
-        self.schema = Some(schema.clone());
-        Ok(split(&schema, columns, values.len()))
+        let pieces = decode_chunks(&schema, values)?;
+        self.schema = Some(schema);
+        Ok(pieces)
     }
+}
+
+/// `decode_with` over chunks of the batch on every core: one piece per chunk, in order.
+fn decode_chunks(schema: &SchemaRef, values: &BinaryArray) -> PayloadResult {
+    super::in_chunks(values.len(), |rows| {
+        let columns = decode_with(schema, &values.slice(rows.start, rows.len()))?;
+        Ok(split(schema, columns, rows.len()))
+    })
 }
 
 /// The first record that does not fit `schema` on its own, or the batch error.

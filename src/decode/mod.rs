@@ -72,7 +72,42 @@ impl DecodeError {
 }
 
 /// Payload columns for one batch, or the offset of the record that could not be decoded.
-type PayloadResult = Result<Piece, PayloadError>;
+type PayloadResult = Result<Vec<Piece>, PayloadError>;
+
+/// Rows per chunk when a batch is decoded on several cores: a multiple of parquet's
+/// mini-batch (1,024 values), so pages come out as they would from one piece.
+const CHUNK_ROWS: usize = 2048;
+
+/// Runs `decode` on consecutive chunks of `rows` rows, on every core, and returns the results
+/// in order. `decode` counts record indexes from its chunk's start; the error returned is that
+/// of the first failing chunk, with its index counted from the batch's start, as one call
+/// over the whole batch would report it.
+fn in_chunks<T: Send>(
+    rows: usize,
+    decode: impl Fn(std::ops::Range<usize>) -> Result<T, PayloadError> + Sync,
+) -> Result<Vec<T>, PayloadError> {
+    use rayon::prelude::*;
+    if rows < 2 * CHUNK_ROWS {
+        return decode(0..rows).map(|t| vec![t]);
+    }
+    (0..rows)
+        .step_by(CHUNK_ROWS)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|start| {
+            let range = start..(start + CHUNK_ROWS).min(rows);
+            decode(range).map_err(|e| match e {
+                PayloadError::Record { index, reason } => PayloadError::Record {
+                    index: index + start,
+                    reason,
+                },
+                other => other,
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
+}
 
 #[derive(Debug)]
 enum PayloadError {
@@ -280,7 +315,7 @@ impl Payload {
                 let field = Field::new("value", DataType::Utf8, true);
                 vec![Piece::new(vec![field], vec![text], values.len())]
             }
-            Payload::Json(decoder) => vec![decoder.decode(values)?],
+            Payload::Json(decoder) => decoder.decode(values)?,
             Payload::Avro(decoder) => decoder
                 .decode(values)?
                 .into_iter()

@@ -270,3 +270,101 @@ fn fuzz_avro_record_that_panicked_while_slicing_the_metadata_columns() {
         "{decoded:?}"
     );
 }
+
+/// JSON records `{"n": i, "s": "…"}`, with `bad` at the given indexes.
+fn numbered_json(count: usize, bad: &[usize]) -> Vec<String> {
+    (0..count)
+        .map(|i| match bad.contains(&i) {
+            true => "{broken".to_string(),
+            false => format!(r#"{{"n": {i}, "s": "row {i}", "f": {}.5}}"#, i % 7),
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_batch_decoded_in_chunks_equals_one_decoding_of_all_its_records() {
+    let values = numbered_json(9_000, &[]);
+    let batch = raw(&values.iter().map(|v| Some(v.as_str())).collect::<Vec<_>>());
+    let mut d = json_decoder();
+    let decoded = d.decode(&batch).unwrap();
+    assert!(decoded.rows.len() > 1, "decoded in chunks");
+    let all = arrow::compute::concat_batches(&decoded.rows[0].schema(), &decoded.rows).unwrap();
+    assert_eq!(all.num_rows(), 9_000);
+    let payload = Arc::new(Schema::new(
+        all.schema().fields()[METADATA_COLUMNS.len()..].to_vec(),
+    ));
+    let text = values.join("\n");
+    let one = arrow::json::ReaderBuilder::new(payload.clone())
+        .with_batch_size(10_000)
+        .build(text.as_bytes())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(&all.columns()[METADATA_COLUMNS.len()..], one.columns());
+    let offsets = all.column_by_name("kafka_offset").unwrap();
+    let expected: Arc<dyn Array> = Arc::new(arrow::array::Int64Array::from_iter_values(10..9_010));
+    assert_eq!(offsets, &expected);
+}
+
+#[test]
+fn chunked_decoding_names_the_first_bad_record_of_the_batch() {
+    let values = numbered_json(9_000, &[7_000, 3_000]);
+    let batch = raw(&values.iter().map(|v| Some(v.as_str())).collect::<Vec<_>>());
+    let mut d = fail_fast_json_decoder();
+    // The schema is known, so the batch is decoded in chunks.
+    rows(&mut d, &raw(&[Some(values[0].as_str())]));
+    let e = d.decode(&batch).unwrap_err().to_string();
+    assert!(e.starts_with("topic t partition 0 offset 3010: "), "{e}");
+    let mut d = json_decoder();
+    rows(&mut d, &raw(&[Some(values[0].as_str())]));
+    let decoded = d.decode(&batch).unwrap();
+    assert_eq!(decoded.dead_offsets, [3_010, 7_010]);
+    let rows: usize = decoded.rows.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 8_998);
+}
+
+#[test]
+fn protobuf_in_chunks_keeps_record_order_and_names_bad_records() {
+    use prost_reflect::{DynamicMessage, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let proto = dir.path().join("p.proto");
+    std::fs::write(
+        &proto,
+        "syntax = \"proto3\"; message P { int64 id = 1; string name = 2; }",
+    )
+    .unwrap();
+    let topic = serde_json::json!({"topic": "t", "format": "protobuf",
+        "schema_file": proto, "message": "P"});
+    let mut d = Decoder::new(&serde_json::from_value(topic).unwrap(), None);
+    let descriptor = super::protobuf::load_message(&proto, "P").unwrap();
+    let values: Vec<Vec<u8>> = (0..9_000i64)
+        .map(|i| {
+            if i == 5_000 {
+                return vec![0xff, 0xff, 0xff];
+            }
+            let mut m = DynamicMessage::new(descriptor.clone());
+            m.set_field_by_name("id", Value::I64(i));
+            m.set_field_by_name("name", Value::String(format!("n{i}")));
+            prost::Message::encode_to_vec(&m)
+        })
+        .collect();
+    let mut vals = BinaryBuilder::new();
+    for v in &values {
+        vals.append_value(v);
+    }
+    let mut batch = raw(&vec![None; values.len()]);
+    batch.values = vals.finish();
+    let decoded = d.decode(&batch).unwrap();
+    assert!(decoded.rows.len() > 1, "decoded in chunks");
+    assert_eq!(decoded.dead_offsets, [5_010]);
+    let all = arrow::compute::concat_batches(&decoded.rows[0].schema(), &decoded.rows).unwrap();
+    let ids = all
+        .column_by_name("id")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap();
+    let expected: Vec<i64> = (0..9_000).filter(|i| *i != 5_000).collect();
+    assert_eq!(ids.values().to_vec(), expected);
+}

@@ -118,7 +118,12 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
     );
     if plan.count() > 0 {
         let options = &ctx.options;
-        let reader = BoundedReader::start(
+        let start = if options.read_in_batches {
+            BoundedReader::start
+        } else {
+            BoundedReader::start_one_at_a_time
+        };
+        let reader = start(
             consumer,
             &plan,
             options.batch_rows,

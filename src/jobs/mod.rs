@@ -67,6 +67,9 @@ pub struct RunOptions {
     /// Record bytes a topic's reader buffers over its partitions before sending partial
     /// batches on.
     pub read_buffer_bytes: usize,
+    /// Export reads take librdkafka's messages in batches (false: one poll per message, the
+    /// slower path, kept to compare their output in tests).
+    pub read_in_batches: bool,
 }
 
 impl Default for RunOptions {
@@ -83,6 +86,7 @@ impl Default for RunOptions {
             meter: crate::meter::Meter::default(),
             write_buffer_bytes: crate::write::MAX_BUFFERED_BYTES,
             read_buffer_bytes: crate::read::MAX_BUFFERED_BYTES,
+            read_in_batches: true,
         }
     }
 }

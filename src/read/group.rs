@@ -153,11 +153,11 @@ impl Buffers {
 
     /// Buffers a message of a started partition, once; anything else is ignored (a message
     /// fetched before a revoke, or before a seek back).
-    pub fn push(&mut self, msg: &impl Message) {
+    pub fn push(&mut self, msg: &rdkafka::message::BorrowedMessage<'_>) {
         if let Some(p) = self.partitions.get_mut(&msg.partition())
             && msg.offset() >= p.next
         {
-            p.push(msg);
+            p.push(&super::Fields::of(msg));
         }
     }
 

@@ -18,6 +18,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub mod group;
+mod queue;
+
+pub use queue::Fields;
+use queue::{BatchQueue, Taken};
 
 /// Key and value bytes a bounded reader buffers over all partitions before it sends the
 /// largest partial batch on (default).
@@ -133,46 +137,39 @@ impl Pending {
         self
     }
     /// Appends a message's columns; the partition is then covered up to after it.
-    fn push(&mut self, msg: &impl Message) {
-        let offset = msg.offset();
+    fn push(&mut self, msg: &Fields<'_>) {
+        let offset = msg.offset;
         if self.offsets.is_empty() {
             self.first_at = Instant::now();
         }
         self.offsets.push(offset);
-        self.timestamps.push(msg.timestamp().to_millis());
-        self.keys.append_option(msg.key());
-        self.values.append_option(msg.payload());
-        self.bytes += msg.key().map_or(0, <[u8]>::len) + msg.payload().map_or(0, <[u8]>::len);
+        self.timestamps.push(msg.timestamp);
+        self.keys.append_option(msg.key);
+        self.values.append_option(msg.payload);
+        self.bytes += msg.key.map_or(0, <[u8]>::len) + msg.payload.map_or(0, <[u8]>::len);
         self.next = offset + 1;
         if self.capture.type_header.is_some() || self.capture.all {
             self.push_headers(msg);
         }
     }
 
-    fn push_headers(&mut self, msg: &impl Message) {
-        use rdkafka::message::Headers;
-        let headers = msg.headers();
-        if let Some(name) = &self.capture.type_header {
-            let value = headers.and_then(|h| {
-                h.iter()
-                    .filter(|h| h.key == name.as_ref())
-                    .last()
-                    .and_then(|h| h.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-            });
-            self.types.push(value);
+    fn push_headers(&mut self, msg: &Fields<'_>) {
+        let (mut kind, mut all) = (None, Vec::new());
+        msg.headers(|key, value| {
+            if let Some(name) = &self.capture.type_header
+                && key == name.as_ref()
+            {
+                kind = value.map(|v| String::from_utf8_lossy(v).into_owned());
+            }
+            if self.capture.all {
+                let value = value.map(String::from_utf8_lossy).unwrap_or_default();
+                all.push((key.to_string(), value.into_owned()));
+            }
+        });
+        if self.capture.type_header.is_some() {
+            self.types.push(kind);
         }
         if self.capture.all {
-            let all = headers
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            let value = h.value.map(String::from_utf8_lossy).unwrap_or_default();
-                            (h.key.to_string(), value.into_owned())
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
             self.headers.push(all);
         }
     }
@@ -198,6 +195,9 @@ impl Pending {
 }
 
 pub struct BoundedReader {
+    /// The assigned partitions' messages, in batches; `None` if librdkafka would not make
+    /// the queue (then the consumer is polled a message at a time).
+    queue: Option<BatchQueue>,
     consumer: Arc<BaseConsumer>,
     topic: String,
     batch_rows: usize,
@@ -215,13 +215,37 @@ pub struct BoundedReader {
 }
 
 impl BoundedReader {
-    /// Assigns the partitions of `plan` that have something to read, at their start offsets.
+    /// Assigns the partitions of `plan` that have something to read, at their start offsets,
+    /// and takes their messages in batches from a queue of their own.
     pub fn start(
         consumer: BaseConsumer,
         plan: &TopicPlan,
         batch_rows: usize,
         stall_timeout: Duration,
         capture: HeaderCapture,
+    ) -> Result<Self, ReadError> {
+        Self::start_with(consumer, plan, batch_rows, stall_timeout, capture, true)
+    }
+
+    /// As `start`, polling the consumer for one message at a time: the path librdkafka's
+    /// batches replaced, kept as the fallback and to compare against.
+    pub fn start_one_at_a_time(
+        consumer: BaseConsumer,
+        plan: &TopicPlan,
+        batch_rows: usize,
+        stall_timeout: Duration,
+        capture: HeaderCapture,
+    ) -> Result<Self, ReadError> {
+        Self::start_with(consumer, plan, batch_rows, stall_timeout, capture, false)
+    }
+
+    fn start_with(
+        consumer: BaseConsumer,
+        plan: &TopicPlan,
+        batch_rows: usize,
+        stall_timeout: Duration,
+        capture: HeaderCapture,
+        batches: bool,
     ) -> Result<Self, ReadError> {
         let mut tpl = TopicPartitionList::new();
         let mut partitions = BTreeMap::new();
@@ -236,11 +260,15 @@ impl BoundedReader {
                 Pending::new(p.start, p.end).with_capture(&capture),
             );
         }
+        let queue = batches
+            .then(|| BatchQueue::forward(&consumer, &plan.topic, partitions.keys().copied()))
+            .flatten();
         consumer.assign(&tpl).map_err(|source| ReadError::Assign {
             topic: plan.topic.clone(),
             source,
         })?;
         Ok(BoundedReader {
+            queue,
             consumer: Arc::new(consumer),
             topic: plan.topic.clone(),
             batch_rows: batch_rows.max(1),
@@ -300,62 +328,90 @@ impl BoundedReader {
         None
     }
 
+    /// Takes what the partitions' queue holds (waiting up to 200 ms for the first message),
+    /// and serves the consumer's own queue, where client-wide errors arrive.
     fn poll_once(&mut self) -> Result<(), ReadError> {
-        match self.consumer.poll(Duration::from_millis(200)) {
-            None => self.check_stall(),
-            Some(Ok(msg)) => {
-                self.last_data = Instant::now();
-                let partition = msg.partition();
-                let Some(p) = self.partitions.get_mut(&partition) else {
-                    return Ok(());
+        let consumer = self.consumer.clone();
+        match consumer.poll(Duration::ZERO) {
+            Some(Ok(msg)) => self.message(&Fields::of(&msg)),
+            Some(Err(error)) => self.error(error),
+            None => Ok(()),
+        }?;
+        let Some(queue) = self.queue.take() else {
+            return match consumer.poll(Duration::from_millis(200)) {
+                None => self.check_stall(),
+                Some(Ok(msg)) => self.message(&Fields::of(&msg)),
+                Some(Err(error)) => self.error(error),
+            };
+        };
+        let mut result = Ok(());
+        let taken = queue.take(Duration::from_millis(200), |taken| {
+            if result.is_ok() {
+                result = match taken {
+                    Taken::Message(fields) => self.message(&fields),
+                    Taken::Error(error) => self.error(error),
                 };
-                let offset = msg.offset();
-                if p.done || offset < p.next {
-                    return Ok(());
-                }
-                if offset >= p.end {
-                    p.next = p.end;
-                    self.finish(partition);
-                    return Ok(());
-                }
-                let before = p.bytes;
-                p.push(&msg);
-                self.buffered += p.bytes - before;
-                if p.next >= p.end {
-                    self.finish(partition);
-                } else if p.offsets.len() >= self.batch_rows {
-                    self.ready.push((partition, false));
-                } else if self.buffered > self.budget {
-                    self.release_largest();
-                }
-                Ok(())
             }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                self.last_data = Instant::now();
-                // Everything up to the current high watermark (or the last stable offset under
-                // read_committed) has been seen: cover up to the consumer's position.
-                let position = self.position(partition)?;
-                if let Some(p) = self.partitions.get_mut(&partition) {
-                    p.next = p.next.max(position.unwrap_or(p.next)).min(p.end);
-                    self.finish(partition);
-                }
-                Ok(())
-            }
-            Some(Err(source)) => {
-                let (partition, offset) = self
-                    .partitions
-                    .iter()
-                    .find(|(_, p)| !p.done)
-                    .map(|(k, p)| (*k, p.next))
-                    .unwrap_or((-1, -1));
-                Err(ReadError::Consume {
-                    topic: self.topic.clone(),
-                    partition,
-                    offset,
-                    source,
-                })
-            }
+        });
+        self.queue = Some(queue);
+        if taken == 0 {
+            self.check_stall()?;
         }
+        result
+    }
+
+    fn message(&mut self, msg: &Fields<'_>) -> Result<(), ReadError> {
+        self.last_data = Instant::now();
+        let partition = msg.partition;
+        let Some(p) = self.partitions.get_mut(&partition) else {
+            return Ok(());
+        };
+        let offset = msg.offset;
+        if p.done || offset < p.next {
+            return Ok(());
+        }
+        if offset >= p.end {
+            p.next = p.end;
+            self.finish(partition);
+            return Ok(());
+        }
+        let before = p.bytes;
+        p.push(msg);
+        self.buffered += p.bytes - before;
+        if p.next >= p.end {
+            self.finish(partition);
+        } else if p.offsets.len() >= self.batch_rows {
+            self.ready.push((partition, false));
+        } else if self.buffered > self.budget {
+            self.release_largest();
+        }
+        Ok(())
+    }
+
+    fn error(&mut self, error: KafkaError) -> Result<(), ReadError> {
+        if let KafkaError::PartitionEOF(partition) = error {
+            self.last_data = Instant::now();
+            // Everything up to the current high watermark (or the last stable offset under
+            // read_committed) has been seen: cover up to the consumer's position.
+            let position = self.position(partition)?;
+            if let Some(p) = self.partitions.get_mut(&partition) {
+                p.next = p.next.max(position.unwrap_or(p.next)).min(p.end);
+                self.finish(partition);
+            }
+            return Ok(());
+        }
+        let (partition, offset) = self
+            .partitions
+            .iter()
+            .find(|(_, p)| !p.done)
+            .map(|(k, p)| (*k, p.next))
+            .unwrap_or((-1, -1));
+        Err(ReadError::Consume {
+            topic: self.topic.clone(),
+            partition,
+            offset,
+            source: error,
+        })
     }
 
     /// With many partitions, batches that never fill would hold the whole range in memory:
@@ -540,7 +596,7 @@ impl TailReader {
                         .or_insert_with(|| {
                             Pending::new(msg.offset(), i64::MAX).with_capture(&self.capture)
                         })
-                        .push(&msg);
+                        .push(&Fields::of(&msg));
                     count += 1;
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => {}

@@ -148,7 +148,7 @@ impl Member {
         })
     }
 
-    pub fn push(&mut self, msg: &impl Message) {
+    pub fn push(&mut self, msg: &rdkafka::message::BorrowedMessage<'_>) {
         if let Some(b) = self.buffers.get_mut(msg.topic()) {
             b.push(msg);
         }

@@ -138,6 +138,8 @@ fn run_member(
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
+        // librdkafka's default waits a second to fetch again once its queue was full.
+        .set("fetch.queue.backoff.ms", "10")
         // Range keeps partition p of every input on one member: a join's groups meet there.
         .set("partition.assignment.strategy", "range");
     if let Some(ms) = settings.max_poll_interval_ms {
