@@ -42,8 +42,10 @@ fn main() {
         "{records} records per topic, {} partitions, broker {bootstrap} (its own process)\n",
         env("PIPELINE_PARTITIONS", "32")
     );
-    println!("| format | what | records/s | of kcat | CPU s per million records | peak RSS |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| format | what | records/s | of kcat | CPU s per million records | cores busy | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let runs: usize = env("PIPELINE_RUNS", "3").parse().unwrap();
     let baseline = std::env::var("PIPELINE_BASELINE").ok();
     let mut group = 0;
@@ -152,10 +154,11 @@ fn row(
     ceiling: &fixtures::Measured,
 ) {
     println!(
-        "| {format} | {what} | {:.0} | {:.2} | {:.2} | {:.1} MB |",
+        "| {format} | {what} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} MB |",
         records as f64 / m.seconds,
         ceiling.seconds / m.seconds,
         m.cpu / (records as f64 / 1e6),
+        m.cpu / m.seconds,
         m.peak_kb as f64 / 1024.0
     );
 }

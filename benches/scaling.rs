@@ -9,7 +9,8 @@
 //! - partitions: one topic of 200,000 records over 1 to 1,000 partitions.
 //!
 //! Each point is one `runner once` process: wall seconds, CPU seconds (wait4) and peak RSS
-//! (VmHWM). The rows also go to `target/scaling.csv` for the plot.
+//! (VmHWM). The rows also go to `target/scaling.csv` for the plot. SCALING_SERIES (e.g.
+//! `records`) measures some series only; SCALING_KAFKA_PROPERTIES passes librdkafka settings.
 
 #[allow(dead_code)]
 #[path = "support/fixtures.rs"]
@@ -34,8 +35,11 @@ fn points(max_records: usize) -> Vec<(&'static str, usize, usize, usize, usize)>
     for p in [1, 10, 100, 1000] {
         points.push(("partitions", p, 1, p, 200_000 / p));
     }
+    // e.g. SCALING_SERIES=records to measure one series.
+    let wanted = std::env::var("SCALING_SERIES").unwrap_or_default();
     points
         .into_iter()
+        .filter(|p| wanted.is_empty() || wanted.split(',').any(|w| w == p.0))
         .map(|(series, x, topics, partitions, per)| {
             let per = if per == 0 { x / partitions } else { per };
             (series, x, topics, partitions, per)

@@ -209,6 +209,8 @@ pub struct BoundedReader {
     /// Key and value bytes buffered over all partitions, and the most allowed.
     buffered: usize,
     budget: usize,
+    /// A partial batch is on its way out: no need to look for the largest again.
+    releasing: bool,
     last_data: Instant,
     /// Set when the batches are no longer wanted (see `Prefetch`).
     cancel: Arc<AtomicBool>,
@@ -277,6 +279,7 @@ impl BoundedReader {
             ready: Vec::new(),
             buffered: 0,
             budget: MAX_BUFFERED_BYTES,
+            releasing: false,
             last_data: Instant::now(),
             cancel: Arc::new(AtomicBool::new(false)),
         })
@@ -310,6 +313,7 @@ impl BoundedReader {
     /// partition a message just went to can have become ready, so nothing is scanned.
     fn ready_batch(&mut self) -> Option<RawBatch> {
         while let Some((partition, early)) = self.ready.pop() {
+            self.releasing &= !early;
             let Some(pending) = self.partitions.get_mut(&partition) else {
                 continue;
             };
@@ -372,17 +376,16 @@ impl BoundedReader {
         }
         if offset >= p.end {
             p.next = p.end;
-            self.finish(partition);
-            return Ok(());
+            return self.finish(partition);
         }
         let before = p.bytes;
         p.push(msg);
         self.buffered += p.bytes - before;
         if p.next >= p.end {
-            self.finish(partition);
+            self.finish(partition)?;
         } else if p.offsets.len() >= self.batch_rows {
             self.ready.push((partition, false));
-        } else if self.buffered > self.budget {
+        } else if self.buffered > self.budget && !self.releasing {
             self.release_largest();
         }
         Ok(())
@@ -394,9 +397,11 @@ impl BoundedReader {
             // Everything up to the current high watermark (or the last stable offset under
             // read_committed) has been seen: cover up to the consumer's position.
             let position = self.position(partition)?;
-            if let Some(p) = self.partitions.get_mut(&partition) {
+            if let Some(p) = self.partitions.get_mut(&partition)
+                && !p.done
+            {
                 p.next = p.next.max(position.unwrap_or(p.next)).min(p.end);
-                self.finish(partition);
+                self.finish(partition)?;
             }
             return Ok(());
         }
@@ -424,11 +429,12 @@ impl BoundedReader {
             .max_by_key(|(_, p)| p.bytes)
             .map(|(k, _)| *k);
         if let Some(partition) = largest {
+            self.releasing = true;
             self.ready.push((partition, true));
         }
     }
 
-    fn finish(&mut self, partition: i32) {
+    fn finish(&mut self, partition: i32) -> Result<(), ReadError> {
         if let Some(p) = self.partitions.get_mut(&partition) {
             p.done = true;
             self.ready.push((partition, false));
@@ -437,6 +443,7 @@ impl BoundedReader {
         tpl.add_partition(&self.topic, partition);
         // Stop prefetching past the end; failure only costs some wasted fetches.
         let _ = self.consumer.pause(&tpl);
+        Ok(())
     }
 
     fn position(&self, partition: i32) -> Result<Option<i64>, ReadError> {

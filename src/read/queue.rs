@@ -32,27 +32,35 @@ impl BatchQueue {
         topic: &str,
         partitions: impl IntoIterator<Item = i32>,
     ) -> Option<BatchQueue> {
-        let client = consumer.client().native_ptr();
-        let topic = CString::new(topic).ok()?;
-        // SAFETY: the client outlives the call; each partition queue handle is released
-        // after forwarding (the forward is kept by librdkafka and cleared when the partition
-        // stops being fetched).
-        unsafe {
-            let queue = rd::rd_kafka_queue_new(client);
-            if queue.is_null() {
+        // SAFETY: the client outlives the call.
+        let queue = unsafe { rd::rd_kafka_queue_new(consumer.client().native_ptr()) };
+        if queue.is_null() {
+            return None;
+        }
+        let me = BatchQueue { queue };
+        let mut added = Vec::new();
+        for p in partitions {
+            if !me.add(consumer, topic, p) {
+                // Back to the consumer's queue, which the caller then polls.
+                for p in added {
+                    forward(consumer, topic, p, std::ptr::null_mut());
+                }
                 return None;
             }
-            let me = BatchQueue { queue };
-            for p in partitions {
-                let partition = rd::rd_kafka_queue_get_partition(client, topic.as_ptr(), p);
-                if partition.is_null() {
-                    return None;
-                }
-                rd::rd_kafka_queue_forward(partition, me.queue);
-                rd::rd_kafka_queue_destroy(partition);
-            }
-            Some(me)
+            added.push(p);
         }
+        Some(me)
+    }
+
+    /// Forwards one more partition here; call before assigning it. False if librdkafka has
+    /// no queue for it.
+    pub fn add<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        topic: &str,
+        partition: i32,
+    ) -> bool {
+        forward(consumer, topic, partition, self.queue)
     }
 
     /// Waits up to `wait` for the first message, then takes what else is there without
@@ -85,6 +93,30 @@ impl BatchQueue {
         };
         n.max(0) as usize
     }
+}
+
+/// Forwards a partition's fetch queue to `to` (null: back to the consumer's queue).
+fn forward<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    to: *mut rd::rd_kafka_queue_t,
+) -> bool {
+    let Ok(topic) = CString::new(topic) else {
+        return false;
+    };
+    let client = consumer.client().native_ptr();
+    // SAFETY: the client outlives the call; the partition queue handle is released after
+    // forwarding (librdkafka keeps the forward until the partition stops being fetched).
+    unsafe {
+        let queue = rd::rd_kafka_queue_get_partition(client, topic.as_ptr(), partition);
+        if queue.is_null() {
+            return false;
+        }
+        rd::rd_kafka_queue_forward(queue, to);
+        rd::rd_kafka_queue_destroy(queue);
+    }
+    true
 }
 
 impl Drop for BatchQueue {
