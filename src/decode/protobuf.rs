@@ -3,7 +3,7 @@
 //! descriptor set. Messages are decoded with prost-reflect into Arrow builders.
 
 use super::proto_arrow::MessageColumns;
-use super::{CHUNK_ROWS, PayloadError, Piece};
+use super::{PayloadError, Piece};
 use crate::registry::{Registry, RegistryError, SchemaType};
 use arrow::array::{Array, BinaryArray};
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
@@ -30,51 +30,46 @@ impl ProtobufDecoder {
         }
     }
 
-    /// Decodes every record; consecutive records of one message type form pieces. Message
-    /// types are looked up in order (registry answers are cached here), then the messages are
-    /// decoded on every core in chunks. The error reported is the first in record order, as
-    /// a decoding one record at a time would meet it.
+    /// Decodes every record; consecutive records of one message type form one piece.
     pub fn decode(&mut self, values: &BinaryArray) -> Result<Vec<Piece>, PayloadError> {
-        let mut typed = Vec::with_capacity(values.len());
-        let mut type_error = None;
+        let mut pieces = Vec::new();
+        let mut current: Option<(MessageDescriptor, MessageColumns)> = None;
         for index in 0..values.len() {
+            let record_error = |reason: String| PayloadError::Record { index, reason };
             if values.is_null(index) {
-                type_error = Some(PayloadError::Record {
-                    index,
-                    reason: "null value (a tombstone): there is no Protobuf message to decode"
-                        .into(),
-                });
-                break;
+                return Err(record_error(
+                    "null value (a tombstone): there is no Protobuf message to decode".into(),
+                ));
             }
-            match self.message_type(values.value(index), index) {
-                Ok(found) => typed.push(found),
-                Err(e) => {
-                    type_error = Some(e);
-                    break;
+            let (descriptor, body) = self.message_type(values.value(index), index)?;
+            let message = DynamicMessage::decode(descriptor.clone(), body).map_err(|e| {
+                record_error(format!(
+                    "not a valid {} message: {e}",
+                    descriptor.full_name()
+                ))
+            })?;
+            if current.as_ref().is_none_or(|(d, _)| *d != descriptor) {
+                if let Some((_, mut columns)) = current.take() {
+                    pieces.push(columns.finish());
                 }
+                let columns = MessageColumns::new(&descriptor, values.len()).map_err(|e| {
+                    // A registry schema is the record's; a schema_file is the topic's config.
+                    if self.fixed.is_some() {
+                        PayloadError::Batch(e)
+                    } else {
+                        record_error(format!("its message type cannot be mapped to columns: {e}"))
+                    }
+                })?;
+                current = Some((descriptor, columns));
+            }
+            if let Some((_, columns)) = current.as_mut() {
+                columns.append(&message).map_err(PayloadError::Batch)?;
             }
         }
-        let mut chunks = Vec::new();
-        let mut start = 0;
-        for end in 1..=typed.len() {
-            if end == typed.len() || typed[end].0 != typed[start].0 || end - start == CHUNK_ROWS {
-                chunks.push(start..end);
-                start = end;
-            }
+        if let Some((_, mut columns)) = current {
+            pieces.push(columns.finish());
         }
-        let fixed = self.fixed.is_some();
-        let decoded: Vec<_> = {
-            use rayon::prelude::*;
-            chunks
-                .into_par_iter()
-                .map(|rows| decode_run(&typed[rows.clone()], rows.start, fixed))
-                .collect()
-        };
-        let pieces = decoded.into_iter().collect::<Result<Vec<_>, _>>()?;
-        match type_error {
-            Some(e) => Err(e),
-            None => Ok(pieces),
-        }
+        Ok(pieces)
     }
 
     /// The message type of a record and its message bytes.
@@ -138,43 +133,6 @@ impl ProtobufDecoder {
         compile_source(&format!("schema-{id}.proto"), &schema.schema)
             .map_err(|e| Fetch::Record(format!("schema id {id} does not compile: {e}")))
     }
-}
-
-/// Records of one message type, the first at `start` in the batch, into one piece.
-fn decode_run(
-    records: &[(MessageDescriptor, &[u8])],
-    start: usize,
-    fixed: bool,
-) -> Result<Piece, PayloadError> {
-    let mut columns: Option<MessageColumns> = None;
-    for (i, (descriptor, body)) in records.iter().enumerate() {
-        let index = start + i;
-        let message = DynamicMessage::decode(descriptor.clone(), *body).map_err(|e| {
-            PayloadError::Record {
-                index,
-                reason: format!("not a valid {} message: {e}", descriptor.full_name()),
-            }
-        })?;
-        if columns.is_none() {
-            columns = Some(MessageColumns::new(descriptor, records.len()).map_err(|e| {
-                // A registry schema is the record's; a schema_file is the topic's config.
-                if fixed {
-                    PayloadError::Batch(e)
-                } else {
-                    PayloadError::Record {
-                        index,
-                        reason: format!("its message type cannot be mapped to columns: {e}"),
-                    }
-                }
-            })?);
-        }
-        if let Some(columns) = columns.as_mut() {
-            columns.append(&message).map_err(PayloadError::Batch)?;
-        }
-    }
-    columns
-        .map(|mut c| c.finish())
-        .ok_or_else(|| PayloadError::Batch("an empty run of records".into()))
 }
 
 enum Fetch {

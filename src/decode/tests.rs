@@ -325,7 +325,7 @@ fn chunked_decoding_names_the_first_bad_record_of_the_batch() {
 }
 
 #[test]
-fn protobuf_in_chunks_keeps_record_order_and_names_bad_records() {
+fn protobuf_keeps_record_order_around_a_bad_record_in_a_large_batch() {
     use prost_reflect::{DynamicMessage, Value};
     let dir = tempfile::tempdir().unwrap();
     let proto = dir.path().join("p.proto");
@@ -356,7 +356,6 @@ fn protobuf_in_chunks_keeps_record_order_and_names_bad_records() {
     let mut batch = raw(&vec![None; values.len()]);
     batch.values = vals.finish();
     let decoded = d.decode(&batch).unwrap();
-    assert!(decoded.rows.len() > 1, "decoded in chunks");
     assert_eq!(decoded.dead_offsets, [5_010]);
     let all = arrow::compute::concat_batches(&decoded.rows[0].schema(), &decoded.rows).unwrap();
     let ids = all
