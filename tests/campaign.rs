@@ -17,6 +17,64 @@ struct Scenario {
     partitions: i32,
     /// Records produced to each partition before each killed run.
     per_round: usize,
+    fault: Fault,
+}
+
+/// What the broker does to each killed run, through librdkafka's mock cluster fault API.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    /// Fetch, ListOffsets and OffsetCommit answer NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT
+    /// or drop the connection a few times, and every request takes 20 ms more.
+    RequestErrors,
+    /// The broker goes down at a random moment of the run and comes back at another.
+    BrokerDown,
+}
+
+impl Fault {
+    fn before_run(self, kafka: &EmbeddedKafka) {
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+        if self != Fault::RequestErrors {
+            return;
+        }
+        let errors = [
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__TRANSPORT,
+        ];
+        for key in [
+            RDKafkaApiKey::Fetch,
+            RDKafkaApiKey::ListOffsets,
+            RDKafkaApiKey::OffsetCommit,
+        ] {
+            kafka.cluster().request_errors(key, &errors);
+        }
+        let _ = kafka
+            .cluster()
+            .broker_round_trip_time(1, Duration::from_millis(20));
+    }
+
+    fn during_run(self, kafka: &EmbeddedKafka, moments: &mut Moments, window: Duration) {
+        if self == Fault::BrokerDown {
+            std::thread::sleep(moments.next(window / 2));
+            let _ = kafka.cluster().broker_down(1);
+            std::thread::sleep(moments.next(window / 2));
+            let _ = kafka.cluster().broker_up(1);
+        }
+    }
+
+    fn clear(self, kafka: &EmbeddedKafka) {
+        use rdkafka::types::RDKafkaApiKey;
+        for key in [
+            RDKafkaApiKey::Fetch,
+            RDKafkaApiKey::ListOffsets,
+            RDKafkaApiKey::OffsetCommit,
+        ] {
+            kafka.cluster().clear_request_errors(key);
+        }
+        let _ = kafka.cluster().broker_round_trip_time(1, Duration::ZERO);
+        let _ = kafka.cluster().broker_up(1);
+    }
 }
 
 fn scenarios() -> Vec<Scenario> {
@@ -27,12 +85,14 @@ fn scenarios() -> Vec<Scenario> {
                 "max_records_per_file": 50}),
             partitions: 4,
             per_round: 300,
+            fault: Fault::None,
         },
         Scenario {
             name: "export raw, 16 partitions, one file per partition and run",
             topic: serde_json::json!({"topic": "wide", "format": "raw"}),
             partitions: 16,
             per_round: 200,
+            fault: Fault::None,
         },
         Scenario {
             name: "export json, hourly folders by record time",
@@ -40,6 +100,23 @@ fn scenarios() -> Vec<Scenario> {
                 "path_template": "{topic}/date={yyyy}-{MM}-{dd}/hour={HH}"}),
             partitions: 2,
             per_round: 500,
+            fault: Fault::None,
+        },
+        Scenario {
+            name: "export json, broker request errors and 20 ms round trips",
+            topic: serde_json::json!({"topic": "errors", "format": "json",
+                "max_records_per_file": 100}),
+            partitions: 4,
+            per_round: 300,
+            fault: Fault::RequestErrors,
+        },
+        Scenario {
+            name: "export json, the broker down and back during each run",
+            topic: serde_json::json!({"topic": "outage", "format": "json",
+                "max_records_per_file": 100}),
+            partitions: 4,
+            per_round: 300,
+            fault: Fault::BrokerDown,
         },
     ]
 }
@@ -58,6 +135,8 @@ impl Moments {
 
 struct Outcome {
     kills: usize,
+    /// Runs that ended by themselves with an error before their kill (a clear failure).
+    failed: usize,
     checked: usize,
     lost: usize,
     duplicated: usize,
@@ -90,18 +169,23 @@ fn run_scenario(s: &Scenario, kills: usize, seed: u64) -> Outcome {
     assert!(once().status().unwrap().success(), "{}: first run", s.name);
     let window = started.elapsed().mul_f64(1.5);
     let mut moments = Moments(seed);
-    let mut hit = 0;
+    let (mut hit, mut failed) = (0, 0);
     for _ in 0..kills {
         produce(s.per_round);
+        s.fault.before_run(&kafka);
         let mut child = once().spawn().unwrap();
+        s.fault.during_run(&kafka, &mut moments, window);
         std::thread::sleep(moments.next(window));
-        if child.try_wait().unwrap().is_none() {
-            hit += 1;
+        match child.try_wait().unwrap() {
+            None => hit += 1,
+            Some(status) if !status.success() => failed += 1,
+            Some(_) => {}
         }
         let _ = child.kill();
         child.wait().unwrap();
     }
-    // The last run must finish whatever the kills left, within the lock's rules.
+    s.fault.clear(&kafka);
+    // The last run must finish whatever the kills and faults left, within the lock's rules.
     let last = once().output().unwrap();
     assert!(
         last.status.success(),
@@ -124,6 +208,7 @@ fn run_scenario(s: &Scenario, kills: usize, seed: u64) -> Outcome {
     assert!(seen.len() <= expected, "{}: offsets never produced", s.name);
     Outcome {
         kills: hit,
+        failed,
         checked: rows.len(),
         lost,
         duplicated,
@@ -142,17 +227,18 @@ fn random_sigkills_while_records_arrive_never_lose_or_duplicate_a_record() {
         .unwrap_or(0x5eed_cafe);
     println!("seed {seed}, {kills} kills per scenario");
     println!(
-        "| scenario | SIGKILLs that hit a running process | records checked | lost | duplicated | outcome |"
+        "| scenario | SIGKILLs that hit a running process | runs that failed by themselves | records checked | lost | duplicated | outcome |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     let mut failures = Vec::new();
     for s in scenarios() {
         let o = run_scenario(&s, kills, seed);
         let ok = o.lost == 0 && o.duplicated == 0;
         println!(
-            "| {} | {} of {kills} | {} | {} | {} | {} |",
+            "| {} | {} of {kills} | {} | {} | {} | {} | {} |",
             s.name,
             o.kills,
+            o.failed,
             o.checked,
             o.lost,
             o.duplicated,
