@@ -376,13 +376,14 @@ impl BoundedReader {
         }
         if offset >= p.end {
             p.next = p.end;
-            return self.finish(partition);
+            self.finish(partition);
+            return Ok(());
         }
         let before = p.bytes;
         p.push(msg);
         self.buffered += p.bytes - before;
         if p.next >= p.end {
-            self.finish(partition)?;
+            self.finish(partition);
         } else if p.offsets.len() >= self.batch_rows {
             self.ready.push((partition, false));
         } else if self.buffered > self.budget && !self.releasing {
@@ -401,7 +402,7 @@ impl BoundedReader {
                 && !p.done
             {
                 p.next = p.next.max(position.unwrap_or(p.next)).min(p.end);
-                self.finish(partition)?;
+                self.finish(partition);
             }
             return Ok(());
         }
@@ -434,7 +435,7 @@ impl BoundedReader {
         }
     }
 
-    fn finish(&mut self, partition: i32) -> Result<(), ReadError> {
+    fn finish(&mut self, partition: i32) {
         if let Some(p) = self.partitions.get_mut(&partition) {
             p.done = true;
             self.ready.push((partition, false));
@@ -443,7 +444,6 @@ impl BoundedReader {
         tpl.add_partition(&self.topic, partition);
         // Stop prefetching past the end; failure only costs some wasted fetches.
         let _ = self.consumer.pause(&tpl);
-        Ok(())
     }
 
     fn position(&self, partition: i32) -> Result<Option<i64>, ReadError> {
