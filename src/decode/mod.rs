@@ -104,6 +104,7 @@ fn in_chunks<T: Send>(
                 other => other,
             })
         })
+        // rayon's own Result collect returns whichever error it meets; in order, the first.
         .collect::<Vec<_>>()
         .into_iter()
         .collect()

@@ -40,7 +40,7 @@ impl BatchQueue {
         let me = BatchQueue { queue };
         let mut added = Vec::new();
         for p in partitions {
-            if !me.add(consumer, topic, p) {
+            if !forward(consumer, topic, p, me.queue) {
                 // Back to the consumer's queue, which the caller then polls.
                 for p in added {
                     forward(consumer, topic, p, std::ptr::null_mut());
@@ -50,17 +50,6 @@ impl BatchQueue {
             added.push(p);
         }
         Some(me)
-    }
-
-    /// Forwards one more partition here; call before assigning it. False if librdkafka has
-    /// no queue for it.
-    pub fn add<C: ConsumerContext>(
-        &self,
-        consumer: &BaseConsumer<C>,
-        topic: &str,
-        partition: i32,
-    ) -> bool {
-        forward(consumer, topic, partition, self.queue)
     }
 
     /// Waits up to `wait` for the first message, then takes what else is there without
