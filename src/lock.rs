@@ -11,6 +11,7 @@
 //! shards of one split lock apart, and a live lock of an overlapping scope (a whole-topic
 //! run, or a split into another N) refuses the run.
 
+use crate::crash::crash_point;
 use crate::plan::bounds::Shard;
 use crate::sink::{Sink, SinkError};
 use bytes::Bytes;
@@ -141,6 +142,9 @@ pub fn acquire(
         let holder = new_holder(lease);
         let body = serde_json::to_vec_pretty(&holder).unwrap_or_default();
         if sink.put_new(&file(&dir, next), Bytes::from(body))? {
+            if next > 1 {
+                crash_point!("lock-takeover");
+            }
             tidy(sink, &dir, next);
             *held().entry(dir.clone()).or_default() += 1;
             return Ok(TopicLock {

@@ -29,6 +29,9 @@ const EXIT_ALL_FAILED: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The campaign's crash points read FAILPOINTS (a test build only).
+    #[cfg(feature = "failpoints")]
+    let _crash_points = fail::FailScenario::setup();
     let run_id = runner::logging::new_run_id();
     let _logs = runner::logging::init(cli.log_format, cli.log_dir.clone());
     let span = tracing::info_span!("run", run_id = %run_id);

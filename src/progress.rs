@@ -7,6 +7,7 @@
 //! run, it takes the other writer's partitions and keeps its own, unless the other writer
 //! moved one of its own; then it stops. Shards of one topic share the record this way.
 
+use crate::crash::crash_point;
 use crate::sink::{Sink, SinkError, Version};
 use crate::write::{Sealed, WrittenFile};
 use object_store::path::{Path, PathPart};
@@ -212,6 +213,7 @@ impl Progress {
             entry.pending = sealed.files.iter().map(|f| f.path.to_string()).collect();
             entry.pending_until = claimed.then(|| until.to_rfc3339());
             self.save()?;
+            crash_point!("progress-pending-saved");
         }
         let mut written = Vec::with_capacity(sealed.files.len());
         for file in sealed.files {
@@ -223,6 +225,7 @@ impl Progress {
                 });
             }
             written.push(file.commit(&self.sink)?);
+            crash_point!("file-visible");
         }
         let entry = self.state.partitions.entry(sealed.partition).or_default();
         entry.next_offset = sealed.next_offset;
@@ -233,6 +236,8 @@ impl Progress {
             entry.last_file = Some(file.path.clone());
         }
         self.save()?;
+        // The group commit that mirrors progress comes after this.
+        crash_point!("progress-saved");
         Ok(written)
     }
 

@@ -6,8 +6,9 @@
 mod common;
 
 use common::*;
-use runner::embedded::EmbeddedKafka;
+use runner::embedded::{EmbeddedKafka, Record};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -193,26 +194,32 @@ fn run_scenario(s: &Scenario, kills: usize, seed: u64) -> Outcome {
         s.name
     );
 
-    let rows = exported(&dir.path().join("out"), &topic);
+    let (checked, lost, duplicated) = check(&dir.path().join("out"), &topic, &produced);
+    Outcome {
+        kills: hit,
+        failed,
+        checked,
+        lost,
+        duplicated,
+    }
+}
+
+/// Reads every file of `topic` back: (rows, offsets produced but missing, extra copies).
+fn check(out: &Path, topic: &str, produced: &BTreeMap<i32, usize>) -> (usize, usize, usize) {
+    let rows = exported(out, topic);
     let mut seen: BTreeMap<(i32, i64), usize> = BTreeMap::new();
     for row in &rows {
         *seen.entry(*row).or_default() += 1;
     }
-    let expected: usize = produced.values().sum();
     let lost = produced
         .iter()
         .flat_map(|(p, n)| (0..*n as i64).map(move |o| (*p, o)))
         .filter(|k| !seen.contains_key(k))
         .count();
     let duplicated = seen.values().map(|n| n - 1).sum::<usize>();
-    assert!(seen.len() <= expected, "{}: offsets never produced", s.name);
-    Outcome {
-        kills: hit,
-        failed,
-        checked: rows.len(),
-        lost,
-        duplicated,
-    }
+    let expected: usize = produced.values().sum();
+    assert!(seen.len() <= expected, "{topic}: offsets never produced");
+    (rows.len(), lost, duplicated)
 }
 
 #[test]
@@ -262,4 +269,262 @@ fn moments_cover_the_whole_window() {
     assert!(draws.iter().all(|d| *d < window));
     assert!(draws.iter().any(|d| *d < window / 10));
     assert!(draws.iter().any(|d| *d > window * 9 / 10));
+}
+
+/// The named crash points (src/crash.rs) an export passes, in order.
+const EXPORT_POINTS: &[&str] = &[
+    "after-fetch",
+    "after-decode",
+    "file-half-written",
+    "progress-pending-saved",
+    "file-visible",
+    "progress-saved",
+    "lock-takeover",
+];
+
+/// The named crash points an aggregate job passes, in order.
+const AGGREGATE_POINTS: &[&str] = &[
+    "after-fetch",
+    "after-decode",
+    "aggregate-outputs-written",
+    "aggregate-totals-written",
+    "aggregate-state-saved",
+    "lock-takeover",
+];
+
+/// A point is hit at its first pass and at its third (a later partition, file or batch); a point
+/// a run passes once, at its first only.
+fn passes(point: &str) -> &'static [u32] {
+    if point == "lock-takeover" || point.starts_with("aggregate-") {
+        &[0]
+    } else {
+        &[0, 2]
+    }
+}
+
+/// `FAILPOINTS` that stops the process at `point` after `passes` passes through it.
+fn failpoints(point: &str, passes: u32) -> String {
+    match passes {
+        0 => format!("{point}=return"),
+        n => format!("{point}={n}*off->return"),
+    }
+}
+
+/// Runs `runner once` stopped at `point`: the run must have reached it and stopped there.
+fn crash_at(dir: &Path, point: &str, passes: u32) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = runner_command(dir)
+        .arg("once")
+        .env("FAILPOINTS", failpoints(point, passes))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.signal() == Some(libc::SIGABRT)
+            && stderr.contains(&format!("crash point {point}:")),
+        "the run did not stop at {point} (pass {}): {:?}\n{stderr}",
+        passes + 1,
+        out.status
+    );
+}
+
+fn once_to_the_end(dir: &Path, what: &str) {
+    let out = runner_command(dir).arg("once").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: the rerun failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Progress is never ahead of the data: every offset below a partition's recorded next offset
+/// is in a file.
+fn assert_progress_not_ahead(out: &Path, topic: &str, point: &str) {
+    let record = out.join(format!("_runner/progress/runner.{topic}/{topic}.json"));
+    let Ok(bytes) = std::fs::read(&record) else {
+        return;
+    };
+    let progress: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let rows: std::collections::BTreeSet<(i32, i64)> = exported(out, topic).into_iter().collect();
+    for (p, entry) in progress["partitions"].as_object().unwrap() {
+        let p: i32 = p.parse().unwrap();
+        let next = entry["next_offset"].as_i64().unwrap();
+        let missing = (0..next).filter(|o| !rows.contains(&(p, *o))).count();
+        assert_eq!(
+            missing, 0,
+            "after a stop at {point}: partition {p} recorded up to {next}, {missing} offsets below it in no file"
+        );
+    }
+}
+
+/// Records ten minutes apart from 2026-01-01: in hourly folders a segment spans several files.
+fn timed(partition: i32, first: usize, count: usize) -> impl Iterator<Item = Record> {
+    numbered(partition, first, count)
+        .zip(first..)
+        .map(|(mut r, seq)| {
+            r.timestamp = Some(1_767_225_600_000 + seq as i64 * 600_000);
+            r
+        })
+}
+
+fn point_row(job: &str, point: &str, passes: u32, checked: usize, lost: usize, dup: usize) {
+    let outcome = if lost == 0 && dup == 0 {
+        "exact"
+    } else {
+        "FAILED"
+    };
+    println!(
+        "| {job} | {point} | {} | {checked} | {lost} | {dup} | {outcome} |",
+        passes + 1
+    );
+}
+
+fn point_header() {
+    println!(
+        "| job | crash point | stopped at pass | records checked | lost | duplicated | outcome |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+}
+
+#[test]
+fn an_export_stopped_at_each_crash_point_then_rerun_has_every_record_exactly_once() {
+    require_failpoints();
+    let kafka = EmbeddedKafka::start().unwrap();
+    let topic = "points";
+    kafka.create_topic(topic, 3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let connections =
+        serde_json::json!({"bootstrap_servers": kafka.bootstrap_servers(), "storage_url": "out"});
+    // Hourly folders give segments of several files (the pending record), 40 records a file
+    // gives many commits per run.
+    let topics = serde_json::json!([{"topic": topic, "format": "json", "max_records_per_file": 40,
+        "path_template": "{topic}/date={yyyy}-{MM}-{dd}/hour={HH}"}]);
+    write_config(dir.path(), connections, topics);
+    let out = dir.path().join("out");
+    let mut produced: BTreeMap<i32, usize> = BTreeMap::new();
+    point_header();
+    let mut failures = Vec::new();
+    for point in EXPORT_POINTS {
+        for &passes in passes(point) {
+            for p in 0..3 {
+                let first = produced.entry(p).or_default();
+                kafka.produce(topic, timed(p, *first, 100)).unwrap();
+                *first += 100;
+            }
+            if *point == "lock-takeover" {
+                // A killed run's lock is what a takeover takes over.
+                crash_at(dir.path(), "after-fetch", 0);
+            }
+            crash_at(dir.path(), point, passes);
+            assert_progress_not_ahead(&out, topic, point);
+            // More records before the rerun: its segments need not end where the stopped
+            // run's did, so a file the stopped run left must be found, not overwritten.
+            for p in 0..3 {
+                let first = produced.entry(p).or_default();
+                kafka.produce(topic, timed(p, *first, 25)).unwrap();
+                *first += 25;
+            }
+            once_to_the_end(dir.path(), point);
+            let (checked, lost, dup) = check(&out, topic, &produced);
+            point_row("export", point, passes, checked, lost, dup);
+            if lost + dup > 0 {
+                failures.push(format!("{point} pass {}", passes + 1));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "lost or duplicated after {failures:?}");
+}
+
+/// (sum of amount, count) per partition after the first `n` records of each, as
+/// `numbered` makes them (amount = seq / 4).
+fn expected_totals(produced: &BTreeMap<i32, usize>) -> BTreeMap<i64, (f64, i64)> {
+    produced
+        .iter()
+        .map(|(p, n)| {
+            let sum = (0..*n).map(|seq| seq as f64 / 4.0).sum();
+            (*p as i64, (sum, *n as i64))
+        })
+        .collect()
+}
+
+fn totals_in(file: &Path) -> BTreeMap<i64, (f64, i64)> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float64Type, Int64Type};
+    let mut totals = BTreeMap::new();
+    for batch in file_batches(file) {
+        let partitions = column(&batch, "partition").as_primitive::<Int64Type>();
+        let sums = column(&batch, "total").as_primitive::<Float64Type>();
+        let counts = column(&batch, "n").as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            totals.insert(partitions.value(i), (sums.value(i), counts.value(i)));
+        }
+    }
+    totals
+}
+
+#[test]
+fn an_aggregate_stopped_at_each_crash_point_then_rerun_counts_every_record_once() {
+    require_failpoints();
+    let kafka = EmbeddedKafka::start().unwrap();
+    let topic = "amounts";
+    kafka.create_topic(topic, 3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let connections =
+        serde_json::json!({"bootstrap_servers": kafka.bootstrap_servers(), "storage_url": "out"});
+    write_config(
+        dir.path(),
+        connections,
+        serde_json::json!([{"topic": topic, "format": "json"}]),
+    );
+    std::fs::create_dir(dir.path().join("jobs")).unwrap();
+    let job = serde_json::json!({"kind": "aggregate", "topics": [topic], "aggregate": {
+        "group_by": ["partition"], "compute": ["sum(amount) as total", "count(*) as n"],
+        "mode": "cumulative", "outputs": {"parquet": "totals"}}});
+    std::fs::write(dir.path().join("jobs/sums.json"), job.to_string()).unwrap();
+    let out = dir.path().join("out");
+    let state_file = out.join(format!("_runner/aggregates/sums/{topic}.json"));
+    let mut produced: BTreeMap<i32, usize> = BTreeMap::new();
+    point_header();
+    let mut failures = Vec::new();
+    for point in AGGREGATE_POINTS {
+        for &passes in passes(point) {
+            for p in 0..3 {
+                let first = produced.entry(p).or_default();
+                // Small batches, so a run passes the read points several times.
+                for chunk in 0..4 {
+                    kafka
+                        .produce(topic, numbered(p, *first + chunk * 50, 50))
+                        .unwrap();
+                }
+                *first += 200;
+            }
+            if *point == "lock-takeover" {
+                crash_at(dir.path(), "after-fetch", 0);
+            }
+            let passes = if point.starts_with("aggregate-") {
+                0
+            } else {
+                passes
+            };
+            crash_at(dir.path(), point, passes);
+            once_to_the_end(dir.path(), point);
+            let state: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+            let saved = totals_in(&out.join(state["totals"].as_str().unwrap()));
+            let outputs = parquet_files(&out.join("totals"));
+            let latest = totals_in(outputs.last().unwrap());
+            let want = expected_totals(&produced);
+            let records: i64 = want.values().map(|t| t.1).sum();
+            let counted = |t: &BTreeMap<i64, (f64, i64)>| t.values().map(|t| t.1).sum::<i64>();
+            let (lost, dup) = (
+                (records - counted(&saved)).max(0) as usize,
+                (counted(&saved) - records).max(0) as usize,
+            );
+            point_row("aggregate", point, passes, records as usize, lost, dup);
+            if saved != want || latest != want {
+                failures.push(format!("{point} pass {}", passes + 1));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "totals wrong after {failures:?}");
 }

@@ -707,3 +707,103 @@ fn a_member_frozen_past_its_session_comes_back_as_a_zombie_and_publishes_nothing
     assert_rows_exactly(exported(&out, TOPIC), TOPIC, &expected(&counts));
     assert_files_match_progress(&out, TOPIC, 6);
 }
+
+/// The crash points (src/crash.rs) a continuous export member passes. A stop at
+/// `progress-pending-saved` or `file-visible` leaves a claimed segment that the next owner
+/// waits out (up to 90 s each), so those two run in `bash tests/campaign.sh` only
+/// (CAMPAIGN_KILLS at 100 or more).
+fn member_points() -> Vec<&'static str> {
+    let mut points = vec![
+        "after-fetch",
+        "after-decode",
+        "file-half-written",
+        "progress-saved",
+        "revoke-sealed",
+    ];
+    let full = std::env::var("CAMPAIGN_KILLS")
+        .ok()
+        .and_then(|k| k.parse::<usize>().ok())
+        .is_some_and(|k| k >= 100);
+    if full {
+        points.extend(["progress-pending-saved", "file-visible"]);
+    }
+    points
+}
+
+#[test]
+fn a_member_stopped_at_each_crash_point_is_replaced_and_every_record_lands_once() {
+    use std::os::unix::process::ExitStatusExt;
+    require_failpoints();
+    let kafka = EmbeddedKafka::start().unwrap();
+    let dir = setup(&kafka, 3, 100);
+    let out = dir.path().join("out");
+    let producer = Producer::start(kafka.bootstrap_servers());
+    println!("| job | crash point | stopped | recorded after the replacement |");
+    println!("|---|---|---|---|");
+    for point in member_points() {
+        let crashing = Member {
+            child: runner_command(dir.path())
+                .args(["continuous", "--job", "live"])
+                .env("FAILPOINTS", format!("{point}=return"))
+                .stdout(Stdio::null())
+                .stderr(
+                    std::fs::File::create(dir.path().join(format!("member-{point}.log"))).unwrap(),
+                )
+                .spawn()
+                .unwrap(),
+            log: dir.path().join(format!("member-{point}.log")),
+        };
+        let mut crashing = crashing;
+        // A revocation needs a second member to join.
+        let mut other = None;
+        if point == "revoke-sealed" {
+            crashing.wait_assigned(1);
+            other = Some(Member::start(dir.path(), &format!("after-{point}")));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = crashing.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the member did not stop at {point}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            status.signal() == Some(libc::SIGABRT)
+                && crashing
+                    .log_text()
+                    .contains(&format!("crash point {point}:")),
+            "the member did not stop at {point}: {status:?}\n{}",
+            crashing.log_text()
+        );
+        // The replacement takes the partitions once the stopped member's session ends, and
+        // records past what the stopped one had.
+        let at_stop = recorded(&out).iter().sum::<i64>();
+        let mut replacement = match other {
+            Some(member) => member,
+            None => Member::start(dir.path(), &format!("after-{point}")),
+        };
+        replacement.wait_assigned(1);
+        wait_until(120, "the replacement recorded nothing", || {
+            recorded(&out).iter().sum::<i64>() > at_stop
+        });
+        let (code, _) = replacement.terminate();
+        assert_eq!(code, Some(0));
+        println!(
+            "| continuous export | {point} | yes | {} records |",
+            recorded(&out).iter().sum::<i64>()
+        );
+    }
+    let counts = producer.finish();
+    let target: Vec<i64> = counts.iter().map(|n| *n as i64).collect();
+    let last = Member::start(dir.path(), "last");
+    wait_until(180, "the last member did not catch up", || {
+        recorded(&out) == target
+    });
+    assert_eq!(last.terminate().0, Some(0));
+    assert_rows_exactly(exported(&out, TOPIC), TOPIC, &expected(&counts));
+    assert_files_match_progress(&out, TOPIC, 6);
+}

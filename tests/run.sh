@@ -61,10 +61,10 @@ if ! python3 -c "import duckdb, pyarrow" 2>/dev/null; then
     || python3 -m pip install --quiet --break-system-packages duckdb==2.0.0 pyarrow==26.0.1
 fi
 
-cargo test --all-targets --no-run
+cargo test --all-targets --features failpoints --no-run
 # The example binaries themselves (cargo test builds examples as test harnesses only); a test
 # runs examples/custom_processor.rs.
-cargo build --examples
+cargo build --examples --features failpoints
 if [ -n "$tansu_pid" ]; then
   if ! wait "$tansu_pid"; then
     cat "$tansu_log"
@@ -74,4 +74,4 @@ if [ -n "$tansu_pid" ]; then
   echo "tansu $TANSU_VERSION installed"
 fi
 
-cargo test --all-targets -- --test-threads 2
+cargo test --all-targets --features failpoints -- --test-threads 2

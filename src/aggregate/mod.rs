@@ -7,6 +7,7 @@ pub mod output;
 pub mod state;
 
 use crate::config::{JobConfig, TopicConfig};
+use crate::crash::crash_point;
 use crate::dead_letter_topic::{DeadLetterError, DeadLetterTopic};
 use crate::decode::{DecodeError, Decoder};
 use crate::jobs::RunContext;
@@ -204,7 +205,9 @@ pub fn run(
         if raw.is_empty() {
             continue;
         }
+        crash_point!("after-fetch");
         let decoded = decoder.decode(&raw)?;
+        crash_point!("after-decode");
         let (records, dead) = add_batch(
             &mut totals,
             decoded,
@@ -229,11 +232,13 @@ pub fn run(
         .map_err(accumulate_error)?;
     let shown = state::visible(&result);
     write_outputs(ctx, job, topic, &shown, run)?;
+    crash_point!("aggregate-outputs-written");
     let superseded = state.totals.take();
     if spec.mode == Mode::Cumulative {
         let path = state::totals_path(&job.name, &topic.topic, run);
         state::write_parquet(&ctx.sink, &path, &result)?;
         state.totals = Some(path.to_string());
+        crash_point!("aggregate-totals-written");
     }
     for p in &plan.partitions {
         state.offsets.insert(p.partition, p.end);
@@ -242,6 +247,7 @@ pub fn run(
     state.updated_at = chrono::Utc::now().to_rfc3339();
     lock.confirm()?;
     state.save(&ctx.sink)?;
+    crash_point!("aggregate-state-saved");
     // The totals of the run before are no longer referenced.
     if let Some(old) = superseded.filter(|old| state.totals.as_ref() != Some(old))
         && let Err(e) = ctx

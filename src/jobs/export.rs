@@ -2,6 +2,7 @@
 
 use super::RunContext;
 use crate::config::TopicConfig;
+use crate::crash::crash_point;
 use crate::dead_letter_topic::{DeadLetterError, DeadLetterTopic};
 use crate::decode::{DecodeError, Decoded, Decoder};
 use crate::kafka;
@@ -135,11 +136,13 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
         // one: two cores at work, the batches in the same order.
         let mut decoder = Decoder::new(topic, ctx.registry.clone());
         let mut reader = Prefetch::start(reader, 4, move |raw: RawBatch| {
+            crash_point!("after-fetch");
             let decoded = if raw.is_empty() {
                 Ok(Decoded::default())
             } else {
                 decoder.decode(&raw)
             };
+            crash_point!("after-decode");
             (raw, decoded)
         });
         let dead_letter_topic = match &topic.dead_letter_topic {

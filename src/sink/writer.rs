@@ -3,6 +3,7 @@
 //! locally first, uploaded on finish, verified by size, then deleted (the exporter's way).
 
 use super::{Sink, SinkError};
+use crate::crash::crash_point;
 use object_store::path::Path;
 use object_store::{MultipartUpload, ObjectStoreExt, WriteMultipart};
 use std::fs::File;
@@ -173,6 +174,7 @@ impl io::Write for ObjectWriter {
             None => return Err(io::Error::other("upload already finished")),
         }
         self.written += buf.len() as u64;
+        crash_point!("file-half-written");
         Ok(buf.len())
     }
 

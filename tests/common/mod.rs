@@ -458,3 +458,12 @@ pub fn typed_topic() -> serde_json::Value {
         }
     }])
 }
+
+/// Crash-point tests need runner built with its crash points; without them they fail and say
+/// how to run them.
+pub fn require_failpoints() {
+    #[cfg(not(feature = "failpoints"))]
+    panic!(
+        "the crash points need a test build with them: run `bash tests/run.sh` (it passes --features failpoints)"
+    );
+}

@@ -13,6 +13,7 @@ use crate::aggregate::accumulate::Aggregator;
 use crate::aggregate::state::{self, AggregateState, StateError};
 use crate::aggregate::{AggregateError, Spec, output};
 use crate::config::{ContinuousSettings, JobConfig, TopicConfig};
+use crate::crash::crash_point;
 use crate::dead_letter_topic::DeadLetterTopic;
 use crate::decode::Decoder;
 use crate::jobs::RunContext;
@@ -112,7 +113,9 @@ impl AggregateWork {
     }
 
     fn add(&mut self, raw: RawBatch) -> Result<(), AggregateError> {
+        crash_point!("after-fetch");
         let decoded = self.decoder.decode(&raw)?;
+        crash_point!("after-decode");
         let dlq = self.dead_letter_topic.as_ref();
         let added = crate::aggregate::add_batch(
             &mut self.delta,
@@ -184,6 +187,7 @@ impl AggregateWork {
             self.write_outputs(&result, &delta, run)?;
             let path = state::totals_path(&self.job.name, &self.topic.topic, run);
             state::write_parquet(&self.sink, &path, &result)?;
+            crash_point!("aggregate-totals-written");
             let superseded = latest.totals.replace(path.to_string());
             latest
                 .offsets
@@ -192,6 +196,7 @@ impl AggregateWork {
             latest.updated_at = chrono::Utc::now().to_rfc3339();
             match latest.save(&self.sink) {
                 Ok(()) => {
+                    crash_point!("aggregate-state-saved");
                     if let Some(old) = superseded {
                         let _ = self
                             .sink

@@ -10,6 +10,7 @@
 
 use super::{ContinuousError, MemberSummary, Work};
 use crate::config::{ContinuousSettings, TopicConfig};
+use crate::crash::crash_point;
 use crate::dead_letter_topic::DeadLetterTopic;
 use crate::decode::{Decoded, Decoder};
 use crate::jobs::RunContext;
@@ -101,11 +102,13 @@ impl ExportWork {
     }
 
     fn write(&mut self, consumer: &GroupConsumer, raw: RawBatch) -> Result<(), ExportError> {
+        crash_point!("after-fetch");
         let mut decoded = if raw.is_empty() {
             Decoded::default()
         } else {
             self.decoder.decode(&raw)?
         };
+        crash_point!("after-decode");
         if let Some(dlq) = &self.dead_letter_topic {
             self.summary.dead_letters +=
                 dlq.send(&self.topic.topic, raw.partition, &mut decoded)?;
@@ -237,6 +240,7 @@ impl Assignment for ExportWork {
                     Err(e) => self.failure = Some(e.into()),
                 }
             }
+            crash_point!("revoke-sealed");
             if let Err(e) = self.commit(consumer, sealed, CommitMode::Sync) {
                 tracing::warn!(error = %e, "cannot record the revoked partitions; their next owner redoes the unrecorded part");
                 self.failure = Some(e);
