@@ -63,7 +63,40 @@ impl AvroDecoder {
             // The decoder may hold part of a record; start the next attempt afresh.
             self.decoder = None;
         }
-        result
+        match result {
+            Err(PayloadError::Batch(reason)) if values.len() > 1 => {
+                Err(self.first_failing(values, reason))
+            }
+            other => other,
+        }
+    }
+
+    /// Some faults show only when arrow-avro finishes a batch (text that is not UTF-8): the
+    /// first record that fails on its own is named, so it alone becomes a dead letter.
+    fn first_failing(&mut self, values: &BinaryArray, batch_reason: String) -> PayloadError {
+        let mut found = PayloadError::Batch(batch_reason);
+        for index in 0..values.len() {
+            match self.build(1) {
+                Ok(decoder) => self.decoder = Some((decoder, 1)),
+                Err(e) => {
+                    found = e;
+                    break;
+                }
+            }
+            match self.decode_all(&values.slice(index, 1)) {
+                Ok(_) => {}
+                Err(PayloadError::Record { reason, .. } | PayloadError::Batch(reason)) => {
+                    found = PayloadError::Record { index, reason };
+                    break;
+                }
+                Err(e) => {
+                    found = e;
+                    break;
+                }
+            }
+        }
+        self.decoder = None;
+        found
     }
 
     fn decode_all(&mut self, values: &BinaryArray) -> Result<Vec<RecordBatch>, PayloadError> {

@@ -4,7 +4,7 @@
 
 use super::{PayloadError, PayloadResult, Piece};
 use arrow::array::{Array, ArrayRef, BinaryArray};
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::json::ReaderBuilder;
 use arrow::json::reader::infer_json_schema_from_iterator;
 use std::sync::Arc;
@@ -47,7 +47,7 @@ impl JsonDecoder {
         {
             return Ok(pieces);
         }
-        let inferred = infer(values)?;
+        let inferred = infer(values, self.schema.as_deref())?;
         let schema = match &self.schema {
             Some(current) => {
                 Schema::try_merge([current.as_ref().clone(), inferred.clone()]).unwrap_or(inferred)
@@ -79,7 +79,7 @@ fn first_misfit(schema: &SchemaRef, values: &BinaryArray, batch_reason: String) 
                     reason: format!("does not fit the declared schema: {reason}"),
                 };
             }
-            Err(e @ PayloadError::Unavailable(_)) => return e,
+            Err(e @ (PayloadError::Unavailable(_) | PayloadError::Records(_))) => return e,
             Ok(_) => {}
         }
     }
@@ -91,17 +91,28 @@ fn split(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Piece {
     Piece::new(fields, columns, rows)
 }
 
-/// Infers the schema of a batch; a record that is not a JSON object is an error naming it.
-fn infer(values: &BinaryArray) -> Result<Schema, PayloadError> {
+/// Leaf columns a JSON topic's files may have. Each open column costs the Parquet writer about
+/// 45 KB, and an object whose keys are data (ids, dates) would add one column per key.
+pub const MAX_COLUMNS: usize = 2_000;
+
+/// Infers the schema of a batch; a record that is not a JSON object is an error naming it, and
+/// records that would take the columns (with `current`'s) past `MAX_COLUMNS` are set aside.
+fn infer(values: &BinaryArray, current: Option<&Schema>) -> Result<Schema, PayloadError> {
     let mut parsed = Vec::with_capacity(values.len());
+    let mut columns = Columns::of(current);
+    let mut too_wide = Vec::new();
     for index in 0..values.len() {
         if values.is_null(index) {
             continue;
         }
+        let bytes = values.value(index);
         let value: serde_json::Value =
-            serde_json::from_slice(values.value(index)).map_err(|e| PayloadError::Record {
+            serde_json::from_slice(bytes).map_err(|e| PayloadError::Record {
                 index,
-                reason: format!("not valid JSON: {e}"),
+                reason: match std::str::from_utf8(bytes) {
+                    Err(utf8) => format!("not valid JSON: not UTF-8 text ({utf8})"),
+                    Ok(_) => format!("not valid JSON: {e}"),
+                },
             })?;
         if !value.is_object() {
             return Err(PayloadError::Record {
@@ -110,7 +121,14 @@ fn infer(values: &BinaryArray) -> Result<Schema, PayloadError> {
                     .to_string(),
             });
         }
+        if let Err(reason) = columns.admit(&value) {
+            too_wide.push((index, reason));
+            continue;
+        }
         parsed.push(value);
+    }
+    if !too_wide.is_empty() {
+        return Err(PayloadError::Records(too_wide));
     }
     infer_json_schema_from_iterator(parsed.into_iter().map(Ok))
         .map_err(|e| PayloadError::Batch(format!("cannot infer a schema: {e}")))
@@ -154,4 +172,99 @@ fn decode_with(schema: &SchemaRef, values: &BinaryArray) -> Result<Vec<ArrayRef>
         )));
     }
     Ok(batch.columns().to_vec())
+}
+
+/// The leaf columns (paths) of a topic's schema so far, to keep it under `MAX_COLUMNS`.
+struct Columns(std::collections::HashSet<String>);
+
+impl Columns {
+    fn of(schema: Option<&Schema>) -> Self {
+        let mut paths = std::collections::HashSet::new();
+        if let Some(schema) = schema {
+            for field in schema.fields() {
+                field_paths(field.data_type(), field.name().clone(), &mut paths);
+            }
+        }
+        Columns(paths)
+    }
+
+    /// Adds the record's columns, or says why it would make the files too wide.
+    fn admit(&mut self, value: &serde_json::Value) -> Result<(), String> {
+        let mut paths = std::collections::HashSet::new();
+        if let serde_json::Value::Object(fields) = value {
+            for (name, v) in fields {
+                value_paths(v, name.clone(), &mut paths);
+            }
+        }
+        let new: Vec<String> = paths.into_iter().filter(|p| !self.0.contains(p)).collect();
+        let total = self.0.len() + new.len();
+        if total > MAX_COLUMNS {
+            return Err(format!(
+                "would make {total} columns with the records before it, more than the {MAX_COLUMNS} \
+                 a JSON topic's files take (each costs memory while a file is open); an object \
+                 whose keys are data (ids, dates) belongs in a map: declare the schema with a map \
+                 in schema_file (.avsc), or use \"format\": \"raw\""
+            ));
+        }
+        self.0.extend(new);
+        Ok(())
+    }
+}
+
+/// Column paths as arrow-json infers them: an object's fields below it, an array's items.
+fn value_paths(
+    value: &serde_json::Value,
+    path: String,
+    out: &mut std::collections::HashSet<String>,
+) {
+    match value {
+        serde_json::Value::Object(fields) if !fields.is_empty() => {
+            for (name, v) in fields {
+                value_paths(v, format!("{path}\0{name}"), out);
+            }
+        }
+        serde_json::Value::Array(items) if !items.is_empty() => {
+            for item in items {
+                value_paths(item, format!("{path}\0[]"), out);
+            }
+        }
+        _ => {
+            out.insert(path);
+        }
+    }
+}
+
+fn field_paths(data_type: &DataType, path: String, out: &mut std::collections::HashSet<String>) {
+    match data_type {
+        DataType::Struct(fields) if !fields.is_empty() => {
+            for f in fields {
+                field_paths(f.data_type(), format!("{path}\0{}", f.name()), out);
+            }
+        }
+        DataType::List(item) | DataType::LargeList(item) => {
+            field_paths(item.data_type(), format!("{path}\0[]"), out);
+        }
+        _ => {
+            out.insert(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The column count of a schema arrow-json inferred equals that of the records it came
+    /// from, so a known schema's records add no columns.
+    #[test]
+    fn columns_of_an_inferred_schema_match_its_records() {
+        let record =
+            serde_json::json!({"a": {"b": 1, "c": [{"d": 1, "e": "x"}]}, "f": [1, 2], "g": null});
+        let values = BinaryArray::from_vec(vec![record.to_string().as_bytes()]);
+        let schema = infer(&values, None).unwrap();
+        let mut columns = Columns::of(Some(&schema));
+        assert_eq!(columns.0.len(), 5, "{:?}", columns.0);
+        columns.admit(&record).unwrap();
+        assert_eq!(columns.0.len(), 5);
+    }
 }

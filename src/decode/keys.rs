@@ -17,13 +17,21 @@ pub(super) fn decode(payload: &mut Payload, keys: &BinaryArray) -> Result<ArrayR
         .downcast_ref::<BinaryArray>()
         .cloned()
         .ok_or_else(|| PayloadError::Batch("keys are not binary".into()))?;
-    let pieces = payload.decode(&subset).map_err(|e| match e {
+    let pieces = payload.decode(&subset).map_err(|e| {
         // Errors name the record in the subset; map back to the batch.
-        PayloadError::Record { index, reason } => PayloadError::Record {
-            index: set.get(index).map_or(index, |i| *i as usize),
-            reason: format!("key: {reason}"),
-        },
-        other => other,
+        let e = match e {
+            PayloadError::Record { index, reason } => PayloadError::Record {
+                index,
+                reason: format!("key: {reason}"),
+            },
+            PayloadError::Records(list) => PayloadError::Records(
+                list.into_iter()
+                    .map(|(i, r)| (i, format!("key: {r}")))
+                    .collect(),
+            ),
+            other => other,
+        };
+        e.reindex(|index| set.get(index).map_or(index, |i| *i as usize))
     })?;
     let mut arrays = Vec::with_capacity(pieces.len());
     for Piece {

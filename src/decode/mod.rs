@@ -96,13 +96,7 @@ fn in_chunks<T: Send>(
         .into_par_iter()
         .map(|start| {
             let range = start..(start + CHUNK_ROWS).min(rows);
-            decode(range).map_err(|e| match e {
-                PayloadError::Record { index, reason } => PayloadError::Record {
-                    index: index + start,
-                    reason,
-                },
-                other => other,
-            })
+            decode(range).map_err(|e| e.reindex(|index| index + start))
         })
         // rayon's own Result collect returns whichever error it meets; in order, the first.
         .collect::<Vec<_>>()
@@ -116,9 +110,28 @@ enum PayloadError {
         index: usize,
         reason: String,
     },
+    /// Several records found in one pass (JSON's column cap), set aside together: one at a
+    /// time would cost a pass over the batch each.
+    Records(Vec<(usize, String)>),
     Batch(String),
     /// The Schema Registry did not answer: a later run may succeed.
     Unavailable(String),
+}
+
+impl PayloadError {
+    /// The same error naming records by `at(index)`: from a subset or a chunk to its batch.
+    fn reindex(self, at: impl Fn(usize) -> usize) -> Self {
+        match self {
+            PayloadError::Record { index, reason } => PayloadError::Record {
+                index: at(index),
+                reason,
+            },
+            PayloadError::Records(list) => {
+                PayloadError::Records(list.into_iter().map(|(i, r)| (at(i), r)).collect())
+            }
+            other => other,
+        }
+    }
 }
 
 enum Payload {
@@ -170,6 +183,24 @@ impl Decoder {
                     let original = good.remove(index);
                     tracing::warn!(partition = batch.partition, offset = batch.offsets[original], %reason, "record sent to the dead letters");
                     dead.push((original, reason));
+                    current = take(batch, &good);
+                }
+                Err(PayloadError::Records(list))
+                    if self.topic.on_decode_error == OnDecodeError::DeadLetter =>
+                {
+                    let set_aside: std::collections::BTreeSet<usize> =
+                        list.iter().map(|(i, _)| *i).collect();
+                    for (index, reason) in list {
+                        let original = good[index];
+                        tracing::warn!(partition = batch.partition, offset = batch.offsets[original], %reason, "record sent to the dead letters");
+                        dead.push((original, reason));
+                    }
+                    good = good
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !set_aside.contains(i))
+                        .map(|(_, g)| *g)
+                        .collect();
                     current = take(batch, &good);
                 }
                 Err(e) => return Err(self.error(&current, e)),
@@ -238,6 +269,10 @@ impl Decoder {
         let topic = self.topic.topic.clone();
         let partition = batch.partition;
         match e {
+            PayloadError::Records(list) => {
+                let (index, reason) = list.into_iter().next().unwrap_or((0, String::new()));
+                self.error(batch, PayloadError::Record { index, reason })
+            }
             PayloadError::Record { index, reason } => DecodeError::Record {
                 topic,
                 partition,

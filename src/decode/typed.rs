@@ -60,13 +60,9 @@ impl Typed {
                 continue;
             };
             let sub = take(batch, picked);
-            let mut pieces = payload.decode(&sub.values).map_err(|e| match e {
-                PayloadError::Record { index, reason } => PayloadError::Record {
-                    index: picked[index],
-                    reason,
-                },
-                other => other,
-            })?;
+            let mut pieces = payload
+                .decode(&sub.values)
+                .map_err(|e| e.reindex(|index| picked[index]))?;
             if pieces.len() > 1 {
                 // The type's schema changed at this record: decode each side on its own.
                 let split = picked[pieces[0].rows];
@@ -110,13 +106,7 @@ impl Typed {
         let mut pieces = self.decode(&take(batch, &all[..split]))?;
         let rest = self
             .decode(&take(batch, &all[split..]))
-            .map_err(|e| match e {
-                PayloadError::Record { index, reason } => PayloadError::Record {
-                    index: index + split,
-                    reason,
-                },
-                other => other,
-            })?;
+            .map_err(|e| e.reindex(|index| index + split))?;
         pieces.extend(rest);
         Ok(pieces)
     }
@@ -133,6 +123,16 @@ impl Typed {
         for (index, name) in types.iter().enumerate() {
             match name {
                 Some(name) if self.types.contains_key(name) => names.push(name.clone()),
+                // The reader keeps header bytes that are not UTF-8 as U+FFFD.
+                Some(name) if name.contains('\u{FFFD}') => {
+                    return Err(PayloadError::Record {
+                        index,
+                        reason: format!(
+                            "header {} is not UTF-8 text (`{name}`); it must name one of the topic's types",
+                            self.header
+                        ),
+                    });
+                }
                 Some(name) => {
                     let known: Vec<&str> = self.types.keys().map(String::as_str).collect();
                     return Err(PayloadError::Record {

@@ -1,4 +1,6 @@
 //! tansu, a Kafka-compatible broker, run as a separate process for the tests.
+// The benches include this file too and use only part of it.
+#![allow(dead_code)]
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -13,7 +15,7 @@ pub const INSTALL: &str =
 pub struct Tansu {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn binary() -> PathBuf {
@@ -40,39 +42,15 @@ impl Tansu {
             .unwrap()
             .port();
         let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let mut child = Command::new(binary())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start tansu ({e}); install it with: {INSTALL}"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(dir.path().join("tansu.log")).unwrap_or_default();
-                panic!("tansu exited with {status}: {log}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on port {port} within 30s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Tansu {
-            child,
-            port,
-            _dir: dir,
-        }
+        let child = spawn(dir.path(), port);
+        Tansu { child, port, dir }
+    }
+
+    /// Kills the broker and starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.dir.path(), self.port);
     }
 
     pub fn bootstrap_servers(&self) -> String {
@@ -100,4 +78,41 @@ impl Drop for Tansu {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs tansu on `port` with its sqlite storage in `dir`, once it listens.
+fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("tansu.log"))
+        .unwrap();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut child = Command::new(binary())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start tansu ({e}); install it with: {INSTALL}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("tansu.log")).unwrap_or_default();
+            panic!("tansu exited with {status}: {log}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not listen on port {port} within 30s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
