@@ -48,7 +48,7 @@ pub enum LockError {
     Sink(#[from] SinkError),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Holder {
     owner: String,
     host: String,
@@ -141,7 +141,10 @@ pub fn acquire(
         };
         let holder = new_holder(lease);
         let body = serde_json::to_vec_pretty(&holder).unwrap_or_default();
-        if sink.put_new(&file(&dir, next), Bytes::from(body))? {
+        // A create whose answer was lost is refused on its retry: the file is then ours.
+        let created = sink.put_new(&file(&dir, next), Bytes::from(body))?
+            || matches!(newest(sink, &dir)?, Some((n, h, _)) if n == next && h == holder);
+        if created {
             if next > 1 {
                 crash_point!("lock-takeover");
             }

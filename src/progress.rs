@@ -124,7 +124,7 @@ impl Progress {
     /// Re-reads the record for partitions another member may have moved, keeping this
     /// member's own; fails if one of those was moved by someone else.
     pub fn refresh(&mut self) -> Result<(), ProgressError> {
-        self.merge_latest()
+        self.merge_latest().map(|_| ())
     }
 
     /// Lets go of a partition: its entry is no longer this member's to write.
@@ -255,7 +255,9 @@ impl Progress {
                 self.base = self.state.clone();
                 return Ok(());
             }
-            self.merge_latest()?;
+            if self.merge_latest()? {
+                return Ok(());
+            }
         }
         Err(ProgressError::Contended {
             path: format!("{}/{}", self.sink.url(), self.path),
@@ -263,14 +265,26 @@ impl Progress {
     }
 
     /// Takes the record another writer saved, keeping this run's partitions, or fails if
-    /// that writer moved one of them.
-    fn merge_latest(&mut self) -> Result<(), ProgressError> {
+    /// that writer moved one of them. True when the stored record already holds this run's
+    /// partitions as they are to be saved: the save had landed and its answer was lost, so
+    /// the store's retry found its own write and refused it.
+    fn merge_latest(&mut self) -> Result<bool, ProgressError> {
         let (latest, version) = read(
             &self.sink,
             &self.path,
             &self.state.group_id,
             &self.state.topic,
         )?;
+        let landed = self
+            .touched
+            .iter()
+            .all(|p| latest.partitions.get(p) == self.state.partitions.get(p));
+        if landed && !self.touched.is_empty() {
+            self.state = latest.clone();
+            self.base = latest;
+            self.version = version;
+            return Ok(true);
+        }
         let mut merged = latest.clone();
         for p in &self.touched {
             let theirs = latest.partitions.get(p);
@@ -289,7 +303,7 @@ impl Progress {
         self.state = merged;
         self.base = latest;
         self.version = version;
-        Ok(())
+        Ok(false)
     }
 }
 

@@ -340,6 +340,18 @@ impl Sink {
     }
 
     /// The size of an object, `None` when it does not exist.
+    /// Size and last change of an object; `None` when it does not exist.
+    pub fn stat(
+        &self,
+        path: &Path,
+    ) -> Result<Option<(u64, chrono::DateTime<chrono::Utc>)>, SinkError> {
+        match self.rt.block_on(self.store.head(path)) {
+            Ok(meta) => Ok(Some((meta.size, meta.last_modified))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(self.read_error(path, source)),
+        }
+    }
+
     pub fn size(&self, path: &Path) -> Result<Option<u64>, SinkError> {
         match self.rt.block_on(self.store.head(path)) {
             Ok(meta) => Ok(Some(meta.size)),

@@ -35,6 +35,8 @@ pub struct ObjectWriter {
     written: u64,
     /// Bytes of one part: what a streaming upload holds before it sends a part.
     part: u64,
+    /// When the upload began: an object changed before it is not this upload's.
+    started: chrono::DateTime<chrono::Utc>,
     rt: Handle,
 }
 
@@ -53,6 +55,7 @@ impl ObjectWriter {
             path,
             written: 0,
             part,
+            started: chrono::Utc::now(),
             rt: sink.rt.clone(),
         }
     }
@@ -78,6 +81,7 @@ impl ObjectWriter {
             path,
             written: 0,
             part: PART_SIZE,
+            started: chrono::Utc::now(),
             rt: sink.rt.clone(),
         })
     }
@@ -90,9 +94,11 @@ impl ObjectWriter {
     pub fn finish(mut self, sink: &Sink) -> Result<u64, SinkError> {
         match self.target.take() {
             Some(Target::Stream(upload)) => {
-                self.rt
-                    .block_on(upload.finish())
-                    .map_err(|source| sink.write_error(&self.path, source))?;
+                if let Err(source) = self.rt.block_on(upload.finish())
+                    && !self.landed(sink)
+                {
+                    return Err(sink.write_error(&self.path, source));
+                }
             }
             Some(Target::Staged { file, local }) => {
                 let result = self.upload_staged(sink, file, &local);
@@ -103,6 +109,18 @@ impl ObjectWriter {
         }
         sink.sync(&self.path)?;
         Ok(self.written)
+    }
+
+    /// Whether a completion that failed had landed anyway: the store did it and its answer was
+    /// lost, so the retry found the parts gone (Azure `InvalidBlockList`, S3 `NoSuchUpload`).
+    /// The object is then there with this upload's size, changed since it began (a minute
+    /// of leeway for the store's clock).
+    fn landed(&self, sink: &Sink) -> bool {
+        let since = self.started - chrono::Duration::seconds(60);
+        match sink.stat(&self.path) {
+            Ok(Some((size, changed))) => size == self.written && changed >= since,
+            _ => false,
+        }
     }
 
     fn upload_staged(
@@ -139,9 +157,11 @@ impl ObjectWriter {
                 .map_err(|source| sink.write_error(&self.path, source))?;
             upload.write(&chunk[..n]);
         }
-        self.rt
-            .block_on(upload.finish())
-            .map_err(|source| sink.write_error(&self.path, source))?;
+        if let Err(source) = self.rt.block_on(upload.finish())
+            && !self.landed(sink)
+        {
+            return Err(sink.write_error(&self.path, source));
+        }
         let found = sink.size(&self.path)?.unwrap_or(0);
         if found != self.written {
             return Err(SinkError::Verify {

@@ -4,6 +4,7 @@
 
 pub mod azurite;
 pub mod console;
+pub mod fault_proxy;
 pub mod tansu;
 
 use arrow::array::{Array, AsArray};
