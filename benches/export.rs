@@ -8,6 +8,9 @@
 #[path = "../tests/common/azurite.rs"]
 #[allow(dead_code)]
 mod azurite;
+#[path = "../tests/common/netns.rs"]
+#[allow(dead_code)]
+mod netns;
 #[path = "../tests/common/tansu.rs"]
 mod tansu;
 

@@ -5,6 +5,7 @@
 pub mod azurite;
 pub mod console;
 pub mod fault_proxy;
+pub mod netns;
 pub mod tansu;
 
 use arrow::array::{Array, AsArray};

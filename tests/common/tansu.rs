@@ -15,6 +15,10 @@ pub const INSTALL: &str =
 pub struct Tansu {
     child: Child,
     port: u16,
+    /// The address it listens on: loopback, or its network namespace's.
+    host: String,
+    /// The network namespace it runs in, if any.
+    netns: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -42,19 +46,44 @@ impl Tansu {
             .unwrap()
             .port();
         let dir = tempfile::tempdir().unwrap();
-        let child = spawn(dir.path(), port);
-        Tansu { child, port, dir }
+        let child = spawn(dir.path(), "127.0.0.1", port, None);
+        Tansu {
+            child,
+            port,
+            host: "127.0.0.1".into(),
+            netns: None,
+            dir,
+        }
+    }
+
+    /// Starts tansu inside a network namespace, listening on its address there.
+    pub fn start_in(netns: &super::netns::Netns) -> Tansu {
+        let port = 9092;
+        let dir = tempfile::tempdir().unwrap();
+        let child = spawn(dir.path(), &netns.inside, port, Some(&netns.name));
+        Tansu {
+            child,
+            port,
+            host: netns.inside.clone(),
+            netns: Some(netns.name.clone()),
+            dir,
+        }
     }
 
     /// Kills the broker and starts it again on the same port and storage.
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(self.dir.path(), self.port);
+        self.child = spawn(
+            self.dir.path(),
+            &self.host,
+            self.port,
+            self.netns.as_deref(),
+        );
     }
 
     pub fn bootstrap_servers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// tansu does not auto-create topics.
@@ -81,14 +110,22 @@ impl Drop for Tansu {
 }
 
 /// Runs tansu on `port` with its sqlite storage in `dir`, once it listens.
-fn spawn(dir: &std::path::Path, port: u16) -> Child {
+fn spawn(dir: &std::path::Path, host: &str, port: u16, netns: Option<&str>) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("tansu.log"))
         .unwrap();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut child = Command::new(binary())
+    let url = format!("tcp://{host}:{port}");
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(binary());
+            c
+        }
+        None => Command::new(binary()),
+    };
+    let mut child = command
         .args([
             "broker",
             "--listener-url",
@@ -103,7 +140,7 @@ fn spawn(dir: &std::path::Path, port: u16) -> Child {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start tansu ({e}); install it with: {INSTALL}"));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while TcpStream::connect((host, port)).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
             let log = std::fs::read_to_string(dir.join("tansu.log")).unwrap_or_default();
             panic!("tansu exited with {status}: {log}");
