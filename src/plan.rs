@@ -18,7 +18,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(
-        "topic {topic}: cannot read its metadata from Kafka: {source}. Check bootstrap_servers and that the broker is up"
+        "topic {topic}: cannot read its metadata from Kafka: {source}. Check that the broker is up and connections.json: bootstrap_servers, and ssl_config (ca for a private CA; cert and key when the broker asks for a client certificate) and sasl (mechanism, username, password) when the broker uses TLS or SASL; the librdkafka error logged before this one names the cause (a refused connection, an SSL handshake or a SASL authentication failure)"
     )]
     Metadata {
         topic: String,

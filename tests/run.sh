@@ -5,7 +5,8 @@
 # uses to read the output back as users do, kubernetes-validate (PyPI), which checks the
 # Kubernetes manifests offline, Debian's chromium and chromium-driver for the console's browser
 # test, promtool (Debian's prometheus package), which checks /metrics, and iproute2 (ip, tc),
-# with which tests/network.rs puts tansu in a network namespace and slows or cuts its link.
+# with which tests/network.rs puts tansu in a network namespace and slows or cuts its link, and
+# socat, the TLS front of tansu in tests/security.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,7 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v tc >/dev/null || need_apt+=(iproute2)
+command -v socat >/dev/null || need_apt+=(socat)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}"

@@ -70,6 +70,41 @@ impl Tansu {
         }
     }
 
+    /// Kills the broker and starts it again on the same port and storage, advertising
+    /// `advertised` (a TLS front's port) instead of its own, and with SASL authentication
+    /// required when `authentication` is set.
+    pub fn restart_as(&mut self, advertised: u16, authentication: bool) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut extra = Vec::new();
+        if authentication {
+            extra.push("--authentication".to_string());
+        }
+        self.child = spawn_with(
+            self.dir.path(),
+            &self.host,
+            self.port,
+            advertised,
+            &extra,
+            self.netns.as_deref(),
+        );
+    }
+
+    /// `tansu user create`: a SCRAM user (`scram256` or `scram512`) in the broker's storage.
+    pub fn create_user(&self, name: &str, password: &str, mechanism: &str) {
+        let out = Command::new(binary())
+            .args(["user", "create", "--broker"])
+            .arg(format!("tcp://{}", self.bootstrap_servers()))
+            .args(["--mechanism", mechanism, name, password])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tansu user create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Kills the broker and starts it again on the same port and storage.
     pub fn restart(&mut self) {
         let _ = self.child.kill();
@@ -111,12 +146,25 @@ impl Drop for Tansu {
 
 /// Runs tansu on `port` with its sqlite storage in `dir`, once it listens.
 fn spawn(dir: &std::path::Path, host: &str, port: u16, netns: Option<&str>) -> Child {
+    spawn_with(dir, host, port, port, &[], netns)
+}
+
+/// Runs tansu on `port`, advertising `advertised`, with more broker arguments.
+fn spawn_with(
+    dir: &std::path::Path,
+    host: &str,
+    port: u16,
+    advertised: u16,
+    extra: &[String],
+    netns: Option<&str>,
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("tansu.log"))
         .unwrap();
     let url = format!("tcp://{host}:{port}");
+    let advertised_url = format!("tcp://{host}:{advertised}");
     let mut command = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -131,8 +179,9 @@ fn spawn(dir: &std::path::Path, host: &str, port: u16, netns: Option<&str>) -> C
             "--listener-url",
             &url,
             "--advertised-listener-url",
-            &url,
+            &advertised_url,
         ])
+        .args(extra)
         .args(["--storage-engine", "sqlite://tansu.db"])
         .current_dir(dir)
         .stdout(Stdio::null())
