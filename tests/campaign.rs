@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 struct Scenario {
     name: &'static str,
+    /// An aggregate job (sum and count per partition, cumulative) instead of an export.
+    aggregate: bool,
     topic: serde_json::Value,
     partitions: i32,
     /// Records produced to each partition before each killed run.
@@ -81,6 +83,7 @@ impl Fault {
 fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
+            aggregate: false,
             name: "export json, 4 partitions, a file every 50 records",
             topic: serde_json::json!({"topic": "small-files", "format": "json",
                 "max_records_per_file": 50}),
@@ -89,6 +92,7 @@ fn scenarios() -> Vec<Scenario> {
             fault: Fault::None,
         },
         Scenario {
+            aggregate: false,
             name: "export raw, 16 partitions, one file per partition and run",
             topic: serde_json::json!({"topic": "wide", "format": "raw"}),
             partitions: 16,
@@ -96,6 +100,7 @@ fn scenarios() -> Vec<Scenario> {
             fault: Fault::None,
         },
         Scenario {
+            aggregate: false,
             name: "export json, hourly folders by record time",
             topic: serde_json::json!({"topic": "by-hour", "format": "json",
                 "path_template": "{topic}/date={yyyy}-{MM}-{dd}/hour={HH}"}),
@@ -104,6 +109,7 @@ fn scenarios() -> Vec<Scenario> {
             fault: Fault::None,
         },
         Scenario {
+            aggregate: false,
             name: "export json, broker request errors and 20 ms round trips",
             topic: serde_json::json!({"topic": "errors", "format": "json",
                 "max_records_per_file": 100}),
@@ -112,12 +118,21 @@ fn scenarios() -> Vec<Scenario> {
             fault: Fault::RequestErrors,
         },
         Scenario {
+            aggregate: false,
             name: "export json, the broker down and back during each run",
             topic: serde_json::json!({"topic": "outage", "format": "json",
                 "max_records_per_file": 100}),
             partitions: 4,
             per_round: 300,
             fault: Fault::BrokerDown,
+        },
+        Scenario {
+            name: "aggregate, cumulative sums per partition",
+            aggregate: true,
+            topic: serde_json::json!({"topic": "sums", "format": "json"}),
+            partitions: 3,
+            per_round: 300,
+            fault: Fault::None,
         },
     ]
 }
@@ -151,6 +166,9 @@ fn run_scenario(s: &Scenario, kills: usize, seed: u64) -> Outcome {
     let connections =
         serde_json::json!({"bootstrap_servers": kafka.bootstrap_servers(), "storage_url": "out"});
     write_config(dir.path(), connections, serde_json::json!([s.topic]));
+    if s.aggregate {
+        aggregate_job(dir.path(), &topic);
+    }
     let mut produced: BTreeMap<i32, usize> = BTreeMap::new();
     let mut produce = |count: usize| {
         for p in 0..s.partitions {
@@ -194,7 +212,11 @@ fn run_scenario(s: &Scenario, kills: usize, seed: u64) -> Outcome {
         s.name
     );
 
-    let (checked, lost, duplicated) = check(&dir.path().join("out"), &topic, &produced);
+    let (checked, lost, duplicated) = if s.aggregate {
+        check_totals(&dir.path().join("out"), &topic, &produced)
+    } else {
+        check(&dir.path().join("out"), &topic, &produced)
+    };
     Outcome {
         kills: hit,
         failed,
@@ -202,6 +224,36 @@ fn run_scenario(s: &Scenario, kills: usize, seed: u64) -> Outcome {
         lost,
         duplicated,
     }
+}
+
+/// jobs/sums.json: cumulative sum of amount and count per partition of `topic`, to Parquet.
+fn aggregate_job(dir: &Path, topic: &str) {
+    std::fs::create_dir_all(dir.join("jobs")).unwrap();
+    let job = serde_json::json!({"kind": "aggregate", "topics": [topic], "aggregate": {
+        "group_by": ["partition"], "compute": ["sum(amount) as total", "count(*) as n"],
+        "mode": "cumulative", "outputs": {"parquet": "totals"}}});
+    std::fs::write(dir.join("jobs/sums.json"), job.to_string()).unwrap();
+}
+
+/// The saved totals against the produced records: (records counted, missing, counted twice).
+fn check_totals(out: &Path, topic: &str, produced: &BTreeMap<i32, usize>) -> (usize, usize, usize) {
+    let state_file = out.join(format!("_runner/aggregates/sums/{topic}.json"));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    let saved = totals_in(&out.join(state["totals"].as_str().unwrap()));
+    let want = expected_totals(produced);
+    let (mut counted, mut lost, mut dup) = (0, 0, 0);
+    for (p, (sum, n)) in &want {
+        let (got_sum, got_n) = saved.get(p).copied().unwrap_or_default();
+        counted += got_n as usize;
+        lost += (n - got_n).max(0) as usize;
+        dup += (got_n - n).max(0) as usize;
+        assert!(
+            got_n != *n || got_sum == *sum,
+            "partition {p}: the count is right but the sum is {got_sum}, not {sum}"
+        );
+    }
+    (counted, lost, dup)
 }
 
 /// Reads every file of `topic` back: (rows, offsets produced but missing, extra copies).
