@@ -78,7 +78,8 @@ impl Member {
     /// Waits until the member has been assigned partitions `times` times.
     fn wait_assigned(&mut self, times: usize) {
         let log = self.log.clone();
-        wait_until(60, "a member was not assigned partitions", || {
+        // A claim a killed member left makes the assignment wait it out (up to 90 s).
+        wait_until(180, "a member was not assigned partitions", || {
             std::fs::read_to_string(&log)
                 .unwrap_or_default()
                 .matches("partitions assigned")
