@@ -46,6 +46,22 @@ pub fn client_config(conn: &Connections) -> ClientConfig {
 /// Settings for a bounded export consumer of one group: manual assignment and commits, and
 /// an error rather than a silent jump when an offset is out of range.
 pub fn export_consumer_config(conn: &Connections, group_id: &str) -> ClientConfig {
+    reading_consumer_config(conn, group_id, 4)
+}
+
+/// The prefetch, in KiB, of each partition when `partitions` are read at once: librdkafka
+/// applies `queued.max.messages.kbytes` to every partition queue of a consumer that reads from
+/// queues of its own, as the bounded reader does, so 64 MiB are shared out, 1 to 16 MiB each.
+pub fn prefetch_kbytes(partitions: usize) -> usize {
+    (64 * 1024 / partitions.max(1)).clamp(1024, 16 * 1024)
+}
+
+/// The export consumer for reading `partitions` at once (its prefetch shared between them).
+pub fn reading_consumer_config(
+    conn: &Connections,
+    group_id: &str,
+    partitions: usize,
+) -> ClientConfig {
     let mut cfg = client_config(conn);
     cfg.set("group.id", group_id)
         .set("enable.auto.commit", "false")
@@ -53,10 +69,12 @@ pub fn export_consumer_config(conn: &Connections, group_id: &str) -> ClientConfi
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "error")
         .set("isolation.level", "read_committed")
-        // librdkafka prefetches up to 64 MiB by default; 16 MiB keeps a broker of many
-        // partitions from filling memory ahead of the writer (docs/performance.md, scaling)
-        // at no cost in throughput.
-        .set("queued.max.messages.kbytes", "16384")
+        // librdkafka prefetches up to 64 MiB per partition by default; shared out, the
+        // prefetch of many partitions stays within 64 MiB (docs/performance.md, scaling).
+        .set(
+            "queued.max.messages.kbytes",
+            prefetch_kbytes(partitions).to_string(),
+        )
         // Once that queue was full, librdkafka waited a whole second (its default) before it
         // fetched again: half the wall time of a 36 MB range went to that wait.
         .set("fetch.queue.backoff.ms", "10");
@@ -131,5 +149,16 @@ where
             }
             Err((e, _)) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_prefetch_is_shared_out_between_1_and_16_mib_a_partition() {
+        assert_eq!(super::prefetch_kbytes(1), 16 * 1024);
+        assert_eq!(super::prefetch_kbytes(4), 16 * 1024);
+        assert_eq!(super::prefetch_kbytes(32), 2 * 1024);
+        assert_eq!(super::prefetch_kbytes(400), 1024);
     }
 }

@@ -186,6 +186,18 @@ pub fn run(
         return Ok(summary);
     }
 
+    // A consumer of its own, its prefetch shared out among the partitions to read.
+    drop(consumer);
+    let consumer: BaseConsumer = crate::kafka::reading_consumer_config(
+        &ctx.config.connections,
+        &planned.group_id(),
+        plan.to_read().count(),
+    )
+    .create()
+    .map_err(|source| AggregateError::Consumer {
+        topic: topic.topic.clone(),
+        source,
+    })?;
     let options = &ctx.options;
     let mut reader = BoundedReader::start(
         consumer,

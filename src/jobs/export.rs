@@ -105,7 +105,7 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
         ctx.options.shard,
         ctx.options.lock_lease,
     )?;
-    let (consumer, mut progress, plan) = prepare(ctx, topic)?;
+    let (planner, mut progress, plan) = prepare(ctx, topic)?;
     let recording = records_progress(ctx);
     if recording {
         let mine: Vec<i32> = plan.partitions.iter().map(|p| p.partition).collect();
@@ -118,6 +118,16 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
         "planned"
     );
     if plan.count() > 0 {
+        // A consumer of its own, its prefetch shared out among the partitions to read.
+        drop(planner);
+        let partitions = plan.to_read().count();
+        let consumer: BaseConsumer =
+            kafka::reading_consumer_config(&ctx.config.connections, &topic.group_id(), partitions)
+                .create()
+                .map_err(|source| ExportError::Consumer {
+                    topic: topic.topic.clone(),
+                    source,
+                })?;
         let options = &ctx.options;
         let start = if options.read_in_batches {
             BoundedReader::start
