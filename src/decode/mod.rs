@@ -8,6 +8,7 @@ mod json;
 mod keys;
 mod metadata;
 mod proto_arrow;
+mod proto_wire;
 mod protobuf;
 mod typed;
 mod unions;

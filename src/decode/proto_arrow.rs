@@ -81,6 +81,8 @@ fn kind_type(kind: &Kind, depth: usize) -> Result<DataType, String> {
 /// Builders for the columns of one message type, filled one message at a time.
 pub struct MessageColumns {
     descriptor: MessageDescriptor,
+    /// The wire reader of a flat message type (no `DynamicMessage` per record).
+    flat: Option<super::proto_wire::FlatMessage>,
     fields: Vec<Field>,
     builders: Vec<Box<dyn ArrayBuilder>>,
     /// Messages appended; a message type without fields has no column to count them.
@@ -96,10 +98,31 @@ impl MessageColumns {
             .collect();
         Ok(MessageColumns {
             descriptor: descriptor.clone(),
+            flat: super::proto_wire::FlatMessage::new(descriptor),
             fields,
             builders,
             rows: 0,
         })
+    }
+
+    /// The same columns without the wire reader: every message through `DynamicMessage`, to
+    /// compare the two paths in tests.
+    #[cfg(test)]
+    pub fn general(descriptor: &MessageDescriptor, capacity: usize) -> Result<Self, String> {
+        let mut columns = MessageColumns::new(descriptor, capacity)?;
+        columns.flat = None;
+        Ok(columns)
+    }
+
+    /// Reads a message of a flat type from its bytes into the columns; `None` when the type
+    /// is not flat (decode it and `append` it).
+    pub fn append_wire(&mut self, bytes: &[u8]) -> Option<Result<(), String>> {
+        let flat = self.flat.as_mut()?;
+        let appended = flat.append(bytes, &mut self.builders);
+        if appended.is_ok() {
+            self.rows += 1;
+        }
+        Some(appended)
     }
 
     pub fn append(&mut self, message: &DynamicMessage) -> Result<(), String> {

@@ -42,12 +42,6 @@ impl ProtobufDecoder {
                 ));
             }
             let (descriptor, body) = self.message_type(values.value(index), index)?;
-            let message = DynamicMessage::decode(descriptor.clone(), body).map_err(|e| {
-                record_error(format!(
-                    "not a valid {} message: {e}",
-                    descriptor.full_name()
-                ))
-            })?;
             if current.as_ref().is_none_or(|(d, _)| *d != descriptor) {
                 if let Some((_, mut columns)) = current.take() {
                     pieces.push(columns.finish());
@@ -60,10 +54,23 @@ impl ProtobufDecoder {
                         record_error(format!("its message type cannot be mapped to columns: {e}"))
                     }
                 })?;
-                current = Some((descriptor, columns));
+                current = Some((descriptor.clone(), columns));
             }
-            if let Some((_, columns)) = current.as_mut() {
-                columns.append(&message).map_err(PayloadError::Batch)?;
+            let Some((_, columns)) = current.as_mut() else {
+                continue;
+            };
+            let invalid = |e: String| {
+                let name = descriptor.full_name();
+                record_error(format!("not a valid {name} message: {e}"))
+            };
+            match columns.append_wire(body) {
+                Some(appended) => appended
+                    .map_err(|e| invalid(format!("failed to decode Protobuf message: {e}")))?,
+                None => {
+                    let message = DynamicMessage::decode(descriptor.clone(), body)
+                        .map_err(|e| invalid(e.to_string()))?;
+                    columns.append(&message).map_err(PayloadError::Batch)?;
+                }
             }
         }
         if let Some((_, mut columns)) = current {
@@ -198,7 +205,7 @@ fn by_index_path(pool: &DescriptorPool, path: &[i32]) -> Option<MessageDescripto
     Some(message)
 }
 
-fn compile_source(name: &str, source: &str) -> Result<DescriptorPool, String> {
+pub(super) fn compile_source(name: &str, source: &str) -> Result<DescriptorPool, String> {
     let resolver = protox::file::ChainFileResolver::new();
     let mut resolver = resolver;
     resolver.add(InMemory {

@@ -1,0 +1,406 @@
+//! Flat Protobuf messages (scalar, string, bytes and enum fields, none repeated) read from
+//! the wire straight into their column builders, without a `DynamicMessage` per record:
+//! prost-reflect's message costs an allocation per field and a shared descriptor's reference
+//! count per access, most of Protobuf's decoding time. Other messages keep that path.
+
+use arrow::array::{
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder,
+    Int64Builder, StringBuilder, StringDictionaryBuilder, UInt32Builder, UInt64Builder,
+};
+use arrow::datatypes::Int32Type;
+use prost_reflect::{Kind, MessageDescriptor};
+use std::collections::HashMap;
+
+/// How one field is read and where it goes.
+struct Column {
+    kind: Kind,
+    /// Null when unset (proto3 `optional`, proto2); otherwise the type's default.
+    presence: bool,
+    /// Enum value names by number.
+    names: HashMap<i32, String>,
+    /// The enum's default: its first value.
+    default_name: String,
+}
+
+/// A value as read from the wire, before it is typed by its column.
+#[derive(Clone, Copy)]
+enum Raw {
+    Varint(u64),
+    Fixed64(u64),
+    Fixed32(u32),
+    /// Start and end of a length-delimited value in the message.
+    Bytes(usize, usize),
+}
+
+pub struct FlatMessage {
+    columns: Vec<Column>,
+    /// Column index by field number, for numbers up to 1,024; larger ones in `sparse`.
+    by_number: Vec<Option<usize>>,
+    sparse: HashMap<u32, usize>,
+    /// The last value of each column in the message being read.
+    seen: Vec<Option<Raw>>,
+}
+
+impl FlatMessage {
+    /// The flat reader of `message`, or `None` when a field needs the general path.
+    pub fn new(message: &MessageDescriptor) -> Option<FlatMessage> {
+        let mut columns = Vec::new();
+        let mut by_number = Vec::new();
+        let mut sparse = HashMap::new();
+        for (index, field) in message.fields().enumerate() {
+            if field.is_list() || field.is_map() || matches!(field.kind(), Kind::Message(_)) {
+                return None;
+            }
+            let (names, default_name) = match field.kind() {
+                Kind::Enum(e) => (
+                    e.values()
+                        .map(|v| (v.number(), v.name().to_string()))
+                        .collect(),
+                    e.default_value().name().to_string(),
+                ),
+                _ => (HashMap::new(), String::new()),
+            };
+            let number = field.number() as usize;
+            if number < 1024 {
+                if by_number.len() <= number {
+                    by_number.resize(number + 1, None);
+                }
+                by_number[number] = Some(index);
+            } else {
+                sparse.insert(field.number(), index);
+            }
+            columns.push(Column {
+                kind: field.kind(),
+                presence: field.supports_presence(),
+                names,
+                default_name,
+            });
+        }
+        let seen = vec![None; columns.len()];
+        Some(FlatMessage {
+            columns,
+            by_number,
+            sparse,
+            seen,
+        })
+    }
+
+    /// Reads one message and appends a row to `builders` (one per field, in field order).
+    /// A message that cannot be read leaves the builders as they were.
+    pub fn append(
+        &mut self,
+        bytes: &[u8],
+        builders: &mut [Box<dyn ArrayBuilder>],
+    ) -> Result<(), String> {
+        self.seen.fill(None);
+        let mut at = 0;
+        while at < bytes.len() {
+            let key = varint(bytes, &mut at)?;
+            let (number, wire) = ((key >> 3) as u32, (key & 7) as u8);
+            if number == 0 {
+                return Err("invalid field number 0".into());
+            }
+            let raw = match wire {
+                0 => Raw::Varint(varint(bytes, &mut at)?),
+                1 => Raw::Fixed64(u64::from_le_bytes(take::<8>(bytes, &mut at)?)),
+                5 => Raw::Fixed32(u32::from_le_bytes(take::<4>(bytes, &mut at)?)),
+                2 => {
+                    let len = usize::try_from(varint(bytes, &mut at)?)
+                        .map_err(|_| "length too large".to_string())?;
+                    let end = at
+                        .checked_add(len)
+                        .filter(|end| *end <= bytes.len())
+                        .ok_or("buffer underflow")?;
+                    let raw = Raw::Bytes(at, end);
+                    at = end;
+                    raw
+                }
+                _ => return Err(format!("wire type {wire} is not supported")),
+            };
+            let column = match self.by_number.get(number as usize) {
+                Some(found) => *found,
+                None => self.sparse.get(&number).copied(),
+            };
+            // A field this schema does not know (a newer writer's) is skipped.
+            if let Some(c) = column {
+                if !fits(&self.columns[c].kind, raw) {
+                    return Err(format!(
+                        "field {number} has wire type {wire}, not its type's"
+                    ));
+                }
+                self.seen[c] = Some(raw);
+            }
+        }
+        for (c, column) in self.columns.iter().enumerate() {
+            if let (Kind::String, Some(Raw::Bytes(start, end))) = (&column.kind, self.seen[c]) {
+                std::str::from_utf8(&bytes[start..end])
+                    .map_err(|_| "invalid string value: data is not UTF-8 encoded".to_string())?;
+            }
+        }
+        for (c, column) in self.columns.iter().enumerate() {
+            append(column, self.seen[c], bytes, builders[c].as_mut())?;
+        }
+        Ok(())
+    }
+}
+
+fn fits(kind: &Kind, raw: Raw) -> bool {
+    matches!(
+        (kind, raw),
+        (
+            Kind::Int32
+                | Kind::Int64
+                | Kind::Uint32
+                | Kind::Uint64
+                | Kind::Sint32
+                | Kind::Sint64
+                | Kind::Bool
+                | Kind::Enum(_),
+            Raw::Varint(_)
+        ) | (
+            Kind::Double | Kind::Fixed64 | Kind::Sfixed64,
+            Raw::Fixed64(_)
+        ) | (
+            Kind::Float | Kind::Fixed32 | Kind::Sfixed32,
+            Raw::Fixed32(_)
+        ) | (Kind::String | Kind::Bytes, Raw::Bytes(..))
+    )
+}
+
+fn append(
+    column: &Column,
+    raw: Option<Raw>,
+    bytes: &[u8],
+    builder: &mut dyn ArrayBuilder,
+) -> Result<(), String> {
+    macro_rules! put {
+        ($builder:ty, $value:expr, $default:expr) => {{
+            let b = builder
+                .as_any_mut()
+                .downcast_mut::<$builder>()
+                .ok_or("a column builder of another type")?;
+            match raw {
+                Some(raw) => b.append_value(($value)(raw)),
+                None if column.presence => b.append_null(),
+                None => b.append_value($default),
+            }
+        }};
+    }
+    let varint = |raw: Raw| match raw {
+        Raw::Varint(v) => v,
+        _ => 0,
+    };
+    let fixed64 = |raw: Raw| match raw {
+        Raw::Fixed64(v) => v,
+        _ => 0,
+    };
+    let fixed32 = |raw: Raw| match raw {
+        Raw::Fixed32(v) => v,
+        _ => 0,
+    };
+    let slice = |raw: Raw| match raw {
+        Raw::Bytes(start, end) => &bytes[start..end],
+        _ => &[][..],
+    };
+    match &column.kind {
+        Kind::Double => put!(Float64Builder, |r| f64::from_bits(fixed64(r)), 0.0),
+        Kind::Float => put!(Float32Builder, |r| f32::from_bits(fixed32(r)), 0.0),
+        Kind::Int32 => put!(Int32Builder, |r| varint(r) as i32, 0),
+        Kind::Sint32 => put!(Int32Builder, |r| zigzag(varint(r)) as i32, 0),
+        Kind::Sfixed32 => put!(Int32Builder, |r| fixed32(r) as i32, 0),
+        Kind::Int64 => put!(Int64Builder, |r| varint(r) as i64, 0),
+        Kind::Sint64 => put!(Int64Builder, |r| zigzag(varint(r)), 0),
+        Kind::Sfixed64 => put!(Int64Builder, |r| fixed64(r) as i64, 0),
+        Kind::Uint32 => put!(UInt32Builder, |r| varint(r) as u32, 0),
+        Kind::Fixed32 => put!(UInt32Builder, fixed32, 0),
+        Kind::Uint64 => put!(UInt64Builder, varint, 0),
+        Kind::Fixed64 => put!(UInt64Builder, fixed64, 0),
+        Kind::Bool => put!(BooleanBuilder, |r| varint(r) != 0, false),
+        Kind::Bytes => put!(BinaryBuilder, slice, &[][..]),
+        Kind::String => put!(
+            StringBuilder,
+            // Checked as UTF-8 before anything was appended.
+            |r| std::str::from_utf8(slice(r)).unwrap_or_default(),
+            ""
+        ),
+        Kind::Enum(_) => {
+            let name = |r: Raw| {
+                let n = varint(r) as i32;
+                column
+                    .names
+                    .get(&n)
+                    .cloned()
+                    // A number this schema does not name (written by a newer schema).
+                    .unwrap_or_else(|| n.to_string())
+            };
+            put!(
+                StringDictionaryBuilder<Int32Type>,
+                name,
+                column.default_name.clone()
+            )
+        }
+        Kind::Message(_) => return Err("a message field in a flat message".into()),
+    }
+    Ok(())
+}
+
+fn zigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn varint(bytes: &[u8], at: &mut usize) -> Result<u64, String> {
+    let mut value = 0u64;
+    for shift in (0..70).step_by(7) {
+        let byte = *bytes.get(*at).ok_or("buffer underflow")?;
+        *at += 1;
+        if shift == 63 && byte > 1 {
+            return Err("invalid varint".into());
+        }
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Ok(value);
+        }
+    }
+    Err("invalid varint".into())
+}
+
+fn take<const N: usize>(bytes: &[u8], at: &mut usize) -> Result<[u8; N], String> {
+    let end = at.checked_add(N).filter(|end| *end <= bytes.len());
+    let end = end.ok_or("buffer underflow")?;
+    let mut out = [0u8; N];
+    out.copy_from_slice(&bytes[*at..end]);
+    *at = end;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::proto_arrow::MessageColumns;
+    use proptest::prelude::*;
+    use prost::Message;
+    use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
+
+    const FLAT: &str = r#"syntax = "proto3";
+message Flat {
+  double d = 1; float f = 2; int32 i32 = 3; int64 i64 = 4; uint32 u32 = 5; uint64 u64 = 6;
+  sint32 s32 = 7; sint64 s64 = 8; fixed32 fx32 = 9; fixed64 fx64 = 10; sfixed32 sf32 = 11;
+  sfixed64 sf64 = 12; bool b = 13; string s = 14; bytes by = 15;
+  enum E { A = 0; B = 1; C = 5; } E e = 16;
+  optional string os = 17; optional int64 oi = 18; int32 far = 2000;
+}"#;
+
+    fn flat() -> MessageDescriptor {
+        let pool = super::super::protobuf::compile_source("flat.proto", FLAT).unwrap();
+        pool.get_message_by_name("Flat").unwrap()
+    }
+
+    /// Both paths over the same messages: `None` when a path refuses one.
+    fn both(
+        bytes: &[Vec<u8>],
+    ) -> (
+        Option<Vec<arrow::array::ArrayRef>>,
+        Option<Vec<arrow::array::ArrayRef>>,
+    ) {
+        let d = flat();
+        let mut wire = MessageColumns::new(&d, bytes.len()).unwrap();
+        let mut general = MessageColumns::general(&d, bytes.len()).unwrap();
+        let mut wire_ok = true;
+        let mut general_ok = true;
+        for b in bytes {
+            wire_ok &= wire.append_wire(b).expect("a flat type").is_ok();
+            match DynamicMessage::decode(d.clone(), b.as_slice()) {
+                Ok(m) => general.append(&m).unwrap(),
+                Err(_) => general_ok = false,
+            }
+        }
+        let columns = |mut c: MessageColumns| c.finish().columns;
+        (
+            wire_ok.then(|| columns(wire)),
+            general_ok.then(|| columns(general)),
+        )
+    }
+
+    fn message(values: Vec<(u32, Value)>, unknown: &[u8]) -> Vec<u8> {
+        let mut m = DynamicMessage::new(flat());
+        for (number, value) in values {
+            m.set_field_by_number(number, value);
+        }
+        let mut bytes = m.encode_to_vec();
+        bytes.extend_from_slice(unknown);
+        bytes
+    }
+
+    fn value_of(number: u32) -> BoxedStrategy<Value> {
+        match number {
+            1 => any::<f64>().prop_map(Value::F64).boxed(),
+            2 => any::<f32>().prop_map(Value::F32).boxed(),
+            3 | 7 | 11 | 2000 => any::<i32>().prop_map(Value::I32).boxed(),
+            4 | 8 | 12 | 18 => any::<i64>().prop_map(Value::I64).boxed(),
+            5 | 9 => any::<u32>().prop_map(Value::U32).boxed(),
+            6 | 10 => any::<u64>().prop_map(Value::U64).boxed(),
+            13 => any::<bool>().prop_map(Value::Bool).boxed(),
+            14 | 17 => ".{0,12}".prop_map(Value::String).boxed(),
+            15 => proptest::collection::vec(any::<u8>(), 0..12)
+                .prop_map(|v| Value::Bytes(v.into()))
+                .boxed(),
+            // Named values and a number the schema does not name.
+            _ => prop_oneof![Just(0), Just(1), Just(5), Just(7)]
+                .prop_map(Value::EnumNumber)
+                .boxed(),
+        }
+    }
+
+    fn values() -> impl Strategy<Value = Vec<(u32, Value)>> {
+        let numbers = [
+            1u32, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 2000,
+        ];
+        numbers
+            .into_iter()
+            .map(|n| proptest::option::of(value_of(n)).prop_map(move |v| v.map(|v| (n, v))))
+            .collect::<Vec<_>>()
+            .prop_map(|all| all.into_iter().flatten().collect())
+    }
+
+    proptest! {
+        /// The wire reader writes the columns prost-reflect's path writes, unknown fields
+        /// (a newer writer's) skipped.
+        #[test]
+        fn the_wire_reader_writes_what_dynamic_message_writes(
+            messages in proptest::collection::vec(values(), 1..8),
+            unknown in prop_oneof![Just(vec![]), Just(vec![0xa8, 0x1f, 0x2a]), Just(vec![0xb2, 0x1f, 0x01, 0x41])],
+        ) {
+            let bytes: Vec<Vec<u8>> = messages.into_iter().map(|v| message(v, &unknown)).collect();
+            let (wire, general) = both(&bytes);
+            prop_assert!(wire.is_some() && general.is_some());
+            prop_assert_eq!(wire, general);
+        }
+
+        /// Arbitrary bytes: what the wire reader accepts, prost-reflect accepts the same way.
+        #[test]
+        fn the_wire_reader_accepts_no_bytes_prost_reflect_refuses(
+            bytes in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let (wire, general) = both(&[bytes]);
+            if wire.is_some() {
+                prop_assert_eq!(wire, general);
+            }
+        }
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_refused() {
+        let (wire, general) = both(&[vec![0x72, 2, 0xff, 0xfe]]);
+        assert!(wire.is_none() && general.is_none());
+    }
+
+    #[test]
+    fn a_type_with_a_message_field_is_not_flat() {
+        let pool = super::super::protobuf::compile_source(
+            "nested.proto",
+            "syntax = \"proto3\"; message In { int32 a = 1; } message Out { In in = 1; }",
+        )
+        .unwrap();
+        let out = pool.get_message_by_name("Out").unwrap();
+        assert!(super::FlatMessage::new(&out).is_none());
+    }
+}
