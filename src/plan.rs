@@ -220,13 +220,14 @@ fn partition_states(
             })?;
     let mut states = Vec::with_capacity(partitions.len());
     for partition in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(name, partition, timeout)
-            .map_err(|source| PlanError::Watermarks {
-                topic: name.to_string(),
-                partition,
-                source,
-            })?;
+        let (low, high) = retrying(timeout, || {
+            consumer.fetch_watermarks(name, partition, timeout)
+        })
+        .map_err(|source| PlanError::Watermarks {
+            topic: name.to_string(),
+            partition,
+            source,
+        })?;
         let committed = committed
             .find_partition(name, partition)
             .and_then(|e| match e.offset() {
@@ -466,3 +467,35 @@ fn apply_cap(plans: &mut [PartitionPlan], cap: u64) {
 
 #[cfg(test)]
 mod tests;
+
+/// Runs a request again while it fails in a way a broker recovers from (a leader moving, a
+/// timeout, a connection lost) and `timeout` has not passed.
+fn retrying<T>(
+    timeout: Duration,
+    mut request: impl FnMut() -> Result<T, rdkafka::error::KafkaError>,
+) -> Result<T, rdkafka::error::KafkaError> {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match request() {
+            Err(e)
+                if std::time::Instant::now() < deadline
+                    && e.rdkafka_error_code().is_some_and(|code| {
+                        matches!(
+                            code,
+                            Code::NotLeaderForPartition
+                                | Code::LeaderNotAvailable
+                                | Code::RequestTimedOut
+                                | Code::BrokerTransportFailure
+                                | Code::AllBrokersDown
+                                | Code::NetworkException
+                        )
+                    }) =>
+            {
+                tracing::debug!(error = %e, "retrying a request the broker failed for now");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}

@@ -126,16 +126,7 @@ fn run_scenario(s: &Scenario, seed: u64) -> (Vec<usize>, usize, usize, usize, us
         String::from_utf8_lossy(&last.stdout)
     );
     let rows = offsets_of(&sink_batches(&store, TOPIC));
-    let mut seen: BTreeMap<(i32, i64), usize> = BTreeMap::new();
-    for row in &rows {
-        *seen.entry(*row).or_default() += 1;
-    }
-    let lost = produced
-        .iter()
-        .flat_map(|(p, n)| (0..*n as i64).map(move |o| (*p, o)))
-        .filter(|k| !seen.contains_key(k))
-        .count();
-    let duplicated = seen.values().map(|n| n - 1).sum::<usize>();
+    let (lost, duplicated) = lost_and_duplicated(&rows, &produced);
     (
         injected,
         proxy.requests(),

@@ -9,6 +9,7 @@ use arrow::array::{BinaryArray, BinaryBuilder};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -404,6 +405,15 @@ impl BoundedReader {
                 p.next = p.next.max(position.unwrap_or(p.next)).min(p.end);
                 self.finish(partition);
             }
+            return Ok(());
+        }
+        // librdkafka reconnects and refetches by itself after these; a broker that stays away
+        // ends the read through the stall timeout, with a message that says so.
+        if let KafkaError::MessageConsumption(
+            RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown,
+        ) = error
+        {
+            tracing::warn!(topic = %self.topic, error = %error, "lost the broker for now; librdkafka reconnects");
             return Ok(());
         }
         let (partition, offset) = self

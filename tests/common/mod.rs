@@ -469,3 +469,21 @@ pub fn require_failpoints() {
         "the crash points need a test build with them: run `bash tests/run.sh` (it passes --features failpoints)"
     );
 }
+
+/// Of the offsets `0..n` produced to each partition, how many `rows` miss and how many extra
+/// copies they hold.
+pub fn lost_and_duplicated(
+    rows: &[(i32, i64)],
+    produced: &std::collections::BTreeMap<i32, usize>,
+) -> (usize, usize) {
+    let mut seen: std::collections::BTreeMap<(i32, i64), usize> = Default::default();
+    for row in rows {
+        *seen.entry(*row).or_default() += 1;
+    }
+    let lost = produced
+        .iter()
+        .flat_map(|(p, n)| (0..*n as i64).map(move |o| (*p, o)))
+        .filter(|k| !seen.contains_key(k))
+        .count();
+    (lost, seen.values().map(|n| n - 1).sum())
+}
