@@ -34,13 +34,16 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 impl Netns {
-    /// A namespace `rn<pid>` at 10.213.<n>.2, this side at 10.213.<n>.1.
+    /// A namespace `rn<pid>x<k>` at 10.213.<n>.2, this side at 10.213.<n>.1; `k` tells
+    /// apart the namespaces of tests running at once in one process.
     pub fn create() -> Netns {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let id = std::process::id();
-        let n = id % 250 + 1;
-        let name = format!("rn{id}");
-        let outside_if = format!("ro{id}");
-        let inside_if = format!("ri{id}");
+        let n = (id * 8 + k) % 250 + 1;
+        let name = format!("rn{id}x{k}");
+        let outside_if = format!("ro{id}x{k}");
+        let inside_if = format!("ri{id}x{k}");
         let inside = format!("10.213.{n}.2");
         let ns = Netns {
             name: name.clone(),
