@@ -531,3 +531,64 @@ fn reading_in_batches_and_decoding_in_chunks_write_the_same_rows_as_one_message_
     assert!(a[0].num_columns() > 6, "typed columns next to the metadata");
     assert_eq!(a, b, "the same rows, values and types either way");
 }
+
+/// A topic of more partitions than the reader takes at once: no more than that many are ever
+/// assigned (each holds an open file), and every record of every partition is read once.
+#[test]
+fn partitions_past_those_read_at_once_wait_their_turn_and_are_read_whole() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use runner::plan::{PartitionPlan, StartSource, TopicPlan};
+    use runner::read::{BoundedReader, HeaderCapture, PARTITIONS_AT_ONCE};
+    let partitions = PARTITIONS_AT_ONCE as i32 * 2 + 5;
+    let kafka = kafka_with("wide", partitions, 40);
+    let plan = TopicPlan {
+        topic: "wide".into(),
+        group_id: "wide".into(),
+        partitions: (0..partitions)
+            .map(|partition| PartitionPlan {
+                partition,
+                // Partition 3 has nothing left to read; partition 4 starts midway.
+                start: [(3, 40), (4, 25)]
+                    .iter()
+                    .find(|(p, _)| *p == partition)
+                    .map_or(0, |(_, s)| *s),
+                end: 40,
+                high: 40,
+                source: StartSource::Backfill,
+                lost: None,
+            })
+            .collect(),
+    };
+    let connections: runner::config::Connections =
+        serde_json::from_value(json!({ "bootstrap_servers": kafka.bootstrap_servers() })).unwrap();
+    let consumer: BaseConsumer =
+        runner::kafka::reading_consumer_config(&connections, "wide", PARTITIONS_AT_ONCE)
+            .create()
+            .unwrap();
+    let mut reader = BoundedReader::start(
+        consumer,
+        &plan,
+        16,
+        std::time::Duration::from_secs(20),
+        HeaderCapture::default(),
+    )
+    .unwrap();
+    let mut read: Vec<(i32, i64)> = Vec::new();
+    let mut most_assigned = 0;
+    while let Some(batch) = reader.next_batch().unwrap() {
+        let assigned = reader.consumer().assignment().unwrap().count();
+        most_assigned = most_assigned.max(assigned);
+        read.extend(batch.offsets.iter().map(|o| (batch.partition, *o)));
+    }
+    assert!(
+        most_assigned <= PARTITIONS_AT_ONCE,
+        "{most_assigned} partitions assigned at once"
+    );
+    read.sort();
+    let expected: Vec<(i32, i64)> = plan
+        .partitions
+        .iter()
+        .flat_map(|p| (p.start..p.end).map(move |o| (p.partition, o)))
+        .collect();
+    assert_eq!(read, expected, "every planned offset once, nothing else");
+}

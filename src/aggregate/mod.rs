@@ -191,7 +191,7 @@ pub fn run(
     let consumer: BaseConsumer = crate::kafka::reading_consumer_config(
         &ctx.config.connections,
         &planned.group_id(),
-        plan.to_read().count(),
+        crate::read::at_once(&plan),
     )
     .create()
     .map_err(|source| AggregateError::Consumer {

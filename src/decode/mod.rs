@@ -75,9 +75,9 @@ impl DecodeError {
 /// Payload columns for one batch, or the offset of the record that could not be decoded.
 type PayloadResult = Result<Vec<Piece>, PayloadError>;
 
-/// Rows per chunk when a batch is decoded on several cores: a multiple of parquet's
-/// mini-batch (1,024 values), so pages come out as they would from one piece.
-const CHUNK_ROWS: usize = 2048;
+/// Rows per chunk when a batch is decoded on several cores. Small enough that the partial
+/// batches of a reader at its buffer budget (a few hundred KB a partition) are split too.
+const CHUNK_ROWS: usize = 512;
 
 /// Runs `decode` on consecutive chunks of `rows` rows, on every core, and returns the results
 /// in order. `decode` counts record indexes from its chunk's start; the error returned is that

@@ -120,7 +120,7 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
     if plan.count() > 0 {
         // A consumer of its own, its prefetch shared out among the partitions to read.
         drop(planner);
-        let partitions = plan.to_read().count();
+        let partitions = crate::read::at_once(&plan);
         let consumer: BaseConsumer =
             kafka::reading_consumer_config(&ctx.config.connections, &topic.group_id(), partitions)
                 .create()

@@ -11,7 +11,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -27,6 +27,16 @@ use queue::{BatchQueue, Taken};
 /// Key and value bytes a bounded reader buffers over all partitions before it sends the
 /// largest partial batch on (default).
 pub const MAX_BUFFERED_BYTES: usize = 16 * 1024 * 1024;
+
+/// Partitions a bounded reader reads at once; the others wait their turn. Every partition
+/// being read has an open file with a column writer (and its zstd contexts) per column, so
+/// this, not the partition count, bounds the memory of a run (docs/performance.md).
+pub const PARTITIONS_AT_ONCE: usize = 32;
+
+/// How many partitions of `plan` a bounded reader reads at once.
+pub fn at_once(plan: &TopicPlan) -> usize {
+    plan.to_read().count().clamp(1, PARTITIONS_AT_ONCE)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -204,6 +214,8 @@ pub struct BoundedReader {
     batch_rows: usize,
     stall_timeout: Duration,
     partitions: BTreeMap<i32, Pending>,
+    /// Planned partitions not assigned yet: one is assigned as another finishes.
+    waiting: VecDeque<(i32, Pending)>,
     /// Partitions whose batch is full or whose range is done, newest last; `true` when the
     /// batch goes out before it is full, to keep the buffers within `MAX_BUFFERED_BYTES`.
     ready: Vec<(i32, bool)>,
@@ -230,6 +242,21 @@ impl BoundedReader {
         Self::start_with(consumer, plan, batch_rows, stall_timeout, capture, true)
     }
 
+    /// As `start`, reading every partition at once rather than `PARTITIONS_AT_ONCE`: for a
+    /// scan that samples every partition before it reaches its cap.
+    pub fn start_every_partition(
+        consumer: BaseConsumer,
+        plan: &TopicPlan,
+        batch_rows: usize,
+        stall_timeout: Duration,
+        capture: HeaderCapture,
+    ) -> Result<Self, ReadError> {
+        let mut reader = Self::start(consumer, plan, batch_rows, stall_timeout, capture)?;
+        let rest = reader.waiting.len();
+        reader.assign_next(rest)?;
+        Ok(reader)
+    }
+
     /// As `start`, polling the consumer for one message at a time: the path librdkafka's
     /// batches replaced, kept as the fallback and to compare against.
     pub fn start_one_at_a_time(
@@ -250,40 +277,60 @@ impl BoundedReader {
         capture: HeaderCapture,
         batches: bool,
     ) -> Result<Self, ReadError> {
-        let mut tpl = TopicPartitionList::new();
-        let mut partitions = BTreeMap::new();
+        let mut waiting = VecDeque::new();
         for p in plan.to_read() {
-            tpl.add_partition_offset(&plan.topic, p.partition, Offset::Offset(p.start))
-                .map_err(|source| ReadError::Assign {
-                    topic: plan.topic.clone(),
-                    source,
-                })?;
-            partitions.insert(
+            waiting.push_back((
                 p.partition,
                 Pending::new(p.start, p.end).with_capture(&capture),
-            );
+            ));
         }
+        // Every planned partition's queue is forwarded before any is assigned, so that no
+        // message goes to the consumer's queue first; the forward outlives assignments.
         let queue = batches
-            .then(|| BatchQueue::forward(&consumer, &plan.topic, partitions.keys().copied()))
+            .then(|| BatchQueue::forward(&consumer, &plan.topic, waiting.iter().map(|w| w.0)))
             .flatten();
-        consumer.assign(&tpl).map_err(|source| ReadError::Assign {
-            topic: plan.topic.clone(),
-            source,
-        })?;
-        Ok(BoundedReader {
+        let mut reader = BoundedReader {
             queue,
             consumer: Arc::new(consumer),
             topic: plan.topic.clone(),
             batch_rows: batch_rows.max(1),
             stall_timeout,
-            partitions,
+            partitions: BTreeMap::new(),
+            waiting,
             ready: Vec::new(),
             buffered: 0,
             budget: MAX_BUFFERED_BYTES,
             releasing: false,
             last_data: Instant::now(),
             cancel: Arc::new(AtomicBool::new(false)),
-        })
+        };
+        reader.assign_next(PARTITIONS_AT_ONCE)?;
+        Ok(reader)
+    }
+
+    /// Assigns up to `count` waiting partitions at their start offsets.
+    fn assign_next(&mut self, count: usize) -> Result<(), ReadError> {
+        let mut tpl = TopicPartitionList::new();
+        for _ in 0..count {
+            let Some((partition, pending)) = self.waiting.pop_front() else {
+                break;
+            };
+            tpl.add_partition_offset(&self.topic, partition, Offset::Offset(pending.next))
+                .map_err(|source| ReadError::Assign {
+                    topic: self.topic.clone(),
+                    source,
+                })?;
+            self.partitions.insert(partition, pending);
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        self.consumer
+            .incremental_assign(&tpl)
+            .map_err(|source| ReadError::Assign {
+                topic: self.topic.clone(),
+                source,
+            })
     }
 
     pub fn consumer(&self) -> &BaseConsumer {
@@ -303,8 +350,14 @@ impl BoundedReader {
             if let Some(batch) = self.ready_batch() {
                 return Ok(Some(batch));
             }
-            if self.partitions.is_empty() || self.cancel.load(Ordering::Relaxed) {
+            if self.cancel.load(Ordering::Relaxed) {
                 return Ok(None);
+            }
+            if self.partitions.is_empty() {
+                if self.waiting.is_empty() {
+                    return Ok(None);
+                }
+                self.assign_next(1)?;
             }
             self.poll_once()?;
         }
@@ -377,14 +430,13 @@ impl BoundedReader {
         }
         if offset >= p.end {
             p.next = p.end;
-            self.finish(partition);
-            return Ok(());
+            return self.finish(partition);
         }
         let before = p.bytes;
         p.push(msg);
         self.buffered += p.bytes - before;
         if p.next >= p.end {
-            self.finish(partition);
+            self.finish(partition)?;
         } else if p.offsets.len() >= self.batch_rows {
             self.ready.push((partition, false));
         } else if self.buffered > self.budget && !self.releasing {
@@ -403,7 +455,7 @@ impl BoundedReader {
                 && !p.done
             {
                 p.next = p.next.max(position.unwrap_or(p.next)).min(p.end);
-                self.finish(partition);
+                self.finish(partition)?;
             }
             return Ok(());
         }
@@ -445,15 +497,20 @@ impl BoundedReader {
         }
     }
 
-    fn finish(&mut self, partition: i32) {
+    /// Marks the partition's range read and lets the next waiting partition in.
+    fn finish(&mut self, partition: i32) -> Result<(), ReadError> {
         if let Some(p) = self.partitions.get_mut(&partition) {
             p.done = true;
             self.ready.push((partition, false));
         }
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.topic, partition);
-        // Stop prefetching past the end; failure only costs some wasted fetches.
-        let _ = self.consumer.pause(&tpl);
+        // Stop fetching past the end and let the partition go; a failure only costs some
+        // wasted fetches, whose messages are dropped as past the end.
+        if self.consumer.incremental_unassign(&tpl).is_err() {
+            let _ = self.consumer.pause(&tpl);
+        }
+        self.assign_next(1)
     }
 
     fn position(&self, partition: i32) -> Result<Option<i64>, ReadError> {
@@ -501,25 +558,32 @@ pub struct Prefetch<T> {
     batches: Option<Receiver<Result<T, ReadError>>>,
     consumer: Arc<BaseConsumer>,
     cancel: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
+/// Raw batches read ahead of the work: reading goes on while a batch is worked on.
+const RAW_AHEAD: usize = 2;
+
 impl<T: Send + 'static> Prefetch<T> {
+    /// Reads on one thread and does `work` on another, so that taking messages from
+    /// librdkafka, the work (decoding) and the caller's own work (writing) overlap.
     pub fn start(
         mut reader: BoundedReader,
         ahead: usize,
         mut work: impl FnMut(RawBatch) -> T + Send + 'static,
     ) -> Prefetch<T> {
+        let (send_raw, raw) = sync_channel(RAW_AHEAD);
         let (send, batches) = sync_channel(ahead.max(1));
         let (consumer, cancel) = (reader.consumer.clone(), reader.cancel.clone());
         let span = tracing::Span::current();
-        let thread = std::thread::spawn(move || {
-            let _entered = span.enter();
+        let read_span = span.clone();
+        let reading = std::thread::spawn(move || {
+            let _entered = read_span.enter();
             loop {
                 let next = reader.next_batch().transpose();
                 let end = !matches!(next, Some(Ok(_)));
-                if let Some(item) = next.map(|r| r.map(&mut work))
-                    && send.send(item).is_err()
+                if let Some(item) = next
+                    && send_raw.send(item).is_err()
                 {
                     return;
                 }
@@ -530,11 +594,20 @@ impl<T: Send + 'static> Prefetch<T> {
                 }
             }
         });
+        let working = std::thread::spawn(move || {
+            let _entered = span.enter();
+            // Ends when the reader is done (its sender dropped) or the caller is gone.
+            for item in raw.iter() {
+                if send.send(item.map(&mut work)).is_err() {
+                    return;
+                }
+            }
+        });
         Prefetch {
             batches: Some(batches),
             consumer,
             cancel,
-            thread: Some(thread),
+            threads: vec![reading, working],
         }
     }
 
@@ -554,9 +627,10 @@ impl<T: Send + 'static> Prefetch<T> {
 impl<T> Drop for Prefetch<T> {
     fn drop(&mut self) {
         self.cancel.store(true, Ordering::Relaxed);
-        // A send into a closed channel fails, so the thread ends even if it was blocked.
+        // A send into a closed channel fails, so each thread ends even if it was blocked:
+        // the worker's send fails first, and its end closes the reader's channel.
         drop(self.batches.take());
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }

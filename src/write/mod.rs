@@ -5,6 +5,7 @@
 //! a rerun from recorded progress rewrites the same names instead of adding duplicates. A
 //! segment is sealed as a whole: its files are committed together, then progress moves past it.
 
+mod file;
 mod layout;
 
 pub use layout::NULL_VALUE;
@@ -15,9 +16,9 @@ use crate::read::RawBatch;
 use crate::sink::{ObjectWriter, Sink, SinkError};
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
+use file::ParquetFile;
 use layout::Layout;
 use object_store::path::Path;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as ParquetCompression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::collections::BTreeMap;
@@ -93,12 +94,12 @@ pub fn file_path(folder: &str, topic: &str, partition: i32, start: i64, tag: &st
 struct OpenFile {
     path: Path,
     records: u64,
-    writer: ArrowWriter<ObjectWriter>,
+    writer: ParquetFile<ObjectWriter>,
 }
 
 impl OpenFile {
     fn size(&self) -> u64 {
-        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+        self.writer.size() as u64
     }
 }
 
@@ -401,7 +402,7 @@ impl TopicWriter {
             let tag = self.tags.get(&p).map_or("", String::as_str);
             let path = file_path(folder, &self.topic, p, segment.start, tag);
             let object = self.sink.create(path.clone())?;
-            let writer = ArrowWriter::try_new(object, part.schema(), Some(self.props.clone()))
+            let writer = ParquetFile::try_new(object, part.schema(), self.props.clone())
                 .map_err(|source| parquet_error(&self.topic, p, path.as_ref(), source))?;
             let file = OpenFile {
                 path,

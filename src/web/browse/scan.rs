@@ -319,7 +319,7 @@ impl Run<'_> {
         let mut capture = HeaderCapture::for_topic(self.scan.topic);
         capture.all = true;
         let stall = Duration::from_secs(self.scan.query.max_seconds.clamp(5, 60));
-        Ok(BoundedReader::start(
+        Ok(BoundedReader::start_every_partition(
             consumer, &plan, BATCH_ROWS, stall, capture,
         )?)
     }
