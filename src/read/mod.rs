@@ -242,21 +242,6 @@ impl BoundedReader {
         Self::start_with(consumer, plan, batch_rows, stall_timeout, capture, true)
     }
 
-    /// As `start`, reading every partition at once rather than `PARTITIONS_AT_ONCE`: for a
-    /// scan that samples every partition before it reaches its cap.
-    pub fn start_every_partition(
-        consumer: BaseConsumer,
-        plan: &TopicPlan,
-        batch_rows: usize,
-        stall_timeout: Duration,
-        capture: HeaderCapture,
-    ) -> Result<Self, ReadError> {
-        let mut reader = Self::start(consumer, plan, batch_rows, stall_timeout, capture)?;
-        let rest = reader.waiting.len();
-        reader.assign_next(rest)?;
-        Ok(reader)
-    }
-
     /// As `start`, polling the consumer for one message at a time: the path librdkafka's
     /// batches replaced, kept as the fallback and to compare against.
     pub fn start_one_at_a_time(
@@ -335,6 +320,14 @@ impl BoundedReader {
 
     pub fn consumer(&self) -> &BaseConsumer {
         &self.consumer
+    }
+
+    /// Reads every partition at once rather than `PARTITIONS_AT_ONCE`: for a scan that
+    /// samples every partition before it reaches its cap.
+    pub fn read_every_partition(mut self) -> Result<Self, ReadError> {
+        let rest = self.waiting.len();
+        self.assign_next(rest)?;
+        Ok(self)
     }
 
     /// Buffers at most this many key and value bytes over all partitions.

@@ -319,9 +319,10 @@ impl Run<'_> {
         let mut capture = HeaderCapture::for_topic(self.scan.topic);
         capture.all = true;
         let stall = Duration::from_secs(self.scan.query.max_seconds.clamp(5, 60));
-        Ok(BoundedReader::start_every_partition(
-            consumer, &plan, BATCH_ROWS, stall, capture,
-        )?)
+        Ok(
+            BoundedReader::start(consumer, &plan, BATCH_ROWS, stall, capture)?
+                .read_every_partition()?,
+        )
     }
 
     /// Matches a chunk of batches on every core; counts what was read and matched.
