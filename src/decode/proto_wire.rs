@@ -96,6 +96,10 @@ impl FlatMessage {
         let mut at = 0;
         while at < bytes.len() {
             let key = varint(bytes, &mut at)?;
+            // A key is a 32-bit value (a 29-bit field number and the wire type), as prost reads it.
+            if key > u64::from(u32::MAX) {
+                return Err(format!("invalid key value {key}"));
+            }
             let (number, wire) = ((key >> 3) as u32, (key & 7) as u8);
             if number == 0 {
                 return Err("invalid field number 0".into());
