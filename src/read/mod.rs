@@ -29,8 +29,10 @@ use queue::{BatchQueue, Taken};
 pub const MAX_BUFFERED_BYTES: usize = 16 * 1024 * 1024;
 
 /// Partitions a bounded reader reads at once; the others wait their turn. Every partition
-/// being read has an open file with a column writer (and its zstd contexts) per column, so
-/// this, not the partition count, bounds the memory of a run (docs/performance.md).
+/// being read has an open file, its share of librdkafka's prefetch and of the reader's
+/// buffers, so this, not the partition count, bounds the memory of a run
+/// (docs/performance.md: 400 partitions all at once took 301 MB and 61 s, 32 at a time
+/// 196 MB and 14.5 s).
 pub const PARTITIONS_AT_ONCE: usize = 32;
 
 /// How many partitions of `plan` a bounded reader reads at once.
