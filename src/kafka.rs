@@ -46,7 +46,7 @@ pub fn client_config(conn: &Connections) -> ClientConfig {
 /// Settings for a bounded export consumer of one group: manual assignment and commits, and
 /// an error rather than a silent jump when an offset is out of range.
 pub fn export_consumer_config(conn: &Connections, group_id: &str) -> ClientConfig {
-    consumer_config(conn, group_id, 4)
+    consumer_config(conn, group_id, 4, &[])
 }
 
 /// The prefetch, in KiB, of each partition when `partitions` are read at once: librdkafka
@@ -63,19 +63,21 @@ pub fn reading_consumer_config(
     group_id: &str,
     partitions: usize,
 ) -> ClientConfig {
-    let mut cfg = consumer_config(conn, group_id, partitions);
     // A bounded read never waits for records still to come. A broker holds a fetch for
     // fetch.wait.max.ms (500 ms by default) when its partitions are drained, and a partition
     // assigned meanwhile (the reader takes PARTITIONS_AT_ONCE at a time) waits for that
     // fetch: 1,000 partitions of 200 records took 11.4 s instead of 4.4 s. (A continuous
     // member keeps the default: it does wait for new records.)
-    if !conn.kafka_properties.contains_key("fetch.wait.max.ms") {
-        cfg.set("fetch.wait.max.ms", "10");
-    }
-    cfg
+    consumer_config(conn, group_id, partitions, &[("fetch.wait.max.ms", "10")])
 }
 
-fn consumer_config(conn: &Connections, group_id: &str, partitions: usize) -> ClientConfig {
+/// The settings every export consumer shares, then `extra`, then the user's passthrough.
+fn consumer_config(
+    conn: &Connections,
+    group_id: &str,
+    partitions: usize,
+    extra: &[(&str, &str)],
+) -> ClientConfig {
     let mut cfg = client_config(conn);
     cfg.set("group.id", group_id)
         .set("enable.auto.commit", "false")
@@ -92,6 +94,9 @@ fn consumer_config(conn: &Connections, group_id: &str, partitions: usize) -> Cli
         // Once that queue was full, librdkafka waited a whole second (its default) before it
         // fetched again: half the wall time of a 36 MB range went to that wait.
         .set("fetch.queue.backoff.ms", "10");
+    for (key, value) in extra {
+        cfg.set(*key, *value);
+    }
     // Passthrough wins: users may tune fetch sizes or isolation on purpose.
     for (key, value) in &conn.kafka_properties {
         cfg.set(key, value);
@@ -174,5 +179,27 @@ mod tests {
         assert_eq!(super::prefetch_kbytes(4), 16 * 1024);
         assert_eq!(super::prefetch_kbytes(32), 2 * 1024);
         assert_eq!(super::prefetch_kbytes(400), 1024);
+    }
+
+    #[test]
+    fn only_the_bounded_reader_skips_the_fetch_wait_and_the_user_setting_wins() {
+        let conn = |props: serde_json::Value| -> crate::config::Connections {
+            serde_json::from_value(serde_json::json!({
+                "bootstrap_servers": "localhost:9092", "kafka_properties": props
+            }))
+            .unwrap()
+        };
+        let plain = conn(serde_json::json!({}));
+        let wait = |cfg: rdkafka::ClientConfig| cfg.get("fetch.wait.max.ms").map(str::to_string);
+        assert_eq!(
+            wait(super::reading_consumer_config(&plain, "g", 32)).as_deref(),
+            Some("10")
+        );
+        assert_eq!(wait(super::export_consumer_config(&plain, "g")), None);
+        let tuned = conn(serde_json::json!({"fetch.wait.max.ms": "250"}));
+        assert_eq!(
+            wait(super::reading_consumer_config(&tuned, "g", 32)).as_deref(),
+            Some("250")
+        );
     }
 }

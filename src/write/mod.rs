@@ -31,8 +31,8 @@ pub const DEAD_LETTERS: &str = "_dead_letters";
 /// Folders open at once in one segment; more seal it, which bounds memory for wide layouts.
 const MAX_OPEN_FILES: usize = 64;
 
-/// Encoded rows buffered over every open file of a topic (default); past it the largest file
-/// writes its row group out, so memory stays flat however many partitions are open.
+/// Arrow rows (and upload buffers) held over every open file of a topic (default); past it
+/// the largest file writes its row group out, so memory stays flat however many are open.
 pub const MAX_BUFFERED_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
