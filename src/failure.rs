@@ -91,7 +91,8 @@ impl ProgressError {
             ProgressError::Corrupt { .. } => true,
             ProgressError::Conflict { .. }
             | ProgressError::Contended { .. }
-            | ProgressError::ClaimExpired { .. } => false,
+            | ProgressError::ClaimExpired { .. }
+            | ProgressError::Claimed { .. } => false,
         }
     }
 }

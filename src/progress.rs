@@ -44,6 +44,14 @@ pub enum ProgressError {
         partition: i32,
         seconds: u64,
     },
+    #[error(
+        "topic {topic} partition {partition}: another member claimed a segment of this partition until {until} (it owned the partition before and is still committing); this member starts the partition again from the recorded progress once that claim ends"
+    )]
+    Claimed {
+        topic: String,
+        partition: i32,
+        until: String,
+    },
 }
 
 /// How long a continuous member's claim on a segment's pending files holds. Committing a
@@ -64,6 +72,10 @@ pub struct PartitionProgress {
     /// commits none after, and a new owner of the partition deletes them only after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_until: Option<String>,
+    /// Which member holds the claim: a member clears its own claim without waiting for it
+    /// to run out, and never the files of another's live claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -88,6 +100,8 @@ pub struct Progress {
     /// Continuous members share partitions over time: every segment is claimed (recorded as
     /// pending, compare-and-swap) before any of its files becomes visible.
     claims: bool,
+    /// This instance's name in the claims it makes.
+    owner: String,
 }
 
 /// `_runner/progress/<group>/<topic>.json`; the group is escaped as a path segment.
@@ -113,6 +127,7 @@ impl Progress {
             touched: BTreeSet::new(),
             recording: true,
             claims: false,
+            owner: uuid::Uuid::new_v4().to_string(),
         })
     }
 
@@ -135,13 +150,10 @@ impl Progress {
     /// A live claim of another member on `partition`: when it runs out.
     pub fn claimed_until(&self, partition: i32) -> Option<chrono::DateTime<chrono::Utc>> {
         let entry = self.state.partitions.get(&partition)?;
-        if entry.pending.is_empty() {
+        if entry.pending_owner.as_deref() == Some(self.owner.as_str()) {
             return None;
         }
-        let until = entry.pending_until.as_deref()?;
-        let until = chrono::DateTime::parse_from_rfc3339(until).ok()?;
-        let until = until.with_timezone(&chrono::Utc);
-        (until > chrono::Utc::now()).then_some(until)
+        live_claim(entry)
     }
 
     /// Stops recording: commits make files visible but never move the record.
@@ -162,32 +174,87 @@ impl Progress {
         &self.state
     }
 
-    /// Deletes the files of a segment whose commit a previous run did not finish.
-    /// Only `partitions` (this run's): another shard may be committing its own right now.
+    /// Deletes the files of a segment whose commit a previous run did not finish, as the
+    /// stored record lists them: what this run holds in memory for `partitions` may be a
+    /// claim the store refused, whose file names another member has since used. Only
+    /// `partitions` (this run's): another shard may be committing its own right now. A live
+    /// claim of another member is left alone (its new owner waits it out, `claimed_until`);
+    /// an expired one is taken over first, so no two members clean up one segment.
     pub fn recover(&mut self, partitions: &[i32]) -> Result<(), ProgressError> {
-        let mut changed = false;
-        let mine = self
-            .state
-            .partitions
-            .iter_mut()
-            .filter(|(p, _)| partitions.contains(p));
-        for (partition, entry) in mine {
-            for file in entry.pending.drain(..) {
+        for p in partitions {
+            self.touched.remove(p);
+        }
+        self.merge_latest()?;
+        for &partition in partitions {
+            let Some(entry) = self.state.partitions.get(&partition) else {
+                continue;
+            };
+            if entry.pending.is_empty() || self.claimed_until(partition).is_some() {
+                continue;
+            }
+            self.touched.insert(partition);
+            let until = self
+                .claims
+                .then(|| self.take_claim(partition))
+                .transpose()?;
+            let files = self
+                .state
+                .partitions
+                .get(&partition)
+                .map(|e| e.pending.clone());
+            for file in files.unwrap_or_default() {
+                self.check_claim(partition, until)?;
                 let path = Path::parse(&file).map_err(|e| ProgressError::Corrupt {
                     path: self.path.to_string(),
                     reason: format!("pending file {file}: {e}"),
                 })?;
                 tracing::info!(partition, path = %file, "removing a file of an unfinished commit");
                 self.sink.delete(&path)?;
-                self.touched.insert(*partition);
-                changed = true;
             }
-            entry.pending_until = None;
-        }
-        if changed {
+            if let Some(entry) = self.state.partitions.get_mut(&partition) {
+                clear_pending(entry);
+            }
             self.save()?;
         }
         Ok(())
+    }
+
+    /// Makes the pending segment of `partition` this member's (its own live claim stays as
+    /// it is); the compare-and-swap fails if another member changed the entry since.
+    fn take_claim(
+        &mut self,
+        partition: i32,
+    ) -> Result<chrono::DateTime<chrono::Utc>, ProgressError> {
+        let Some(entry) = self.state.partitions.get_mut(&partition) else {
+            return Ok(chrono::Utc::now() + CLAIM);
+        };
+        if entry.pending_owner.as_deref() == Some(self.owner.as_str())
+            && let Some(until) = live_claim(entry)
+        {
+            return Ok(until);
+        }
+        let until = chrono::Utc::now() + CLAIM;
+        entry.pending_until = Some(until.to_rfc3339());
+        entry.pending_owner = Some(self.owner.clone());
+        self.save()?;
+        Ok(until)
+    }
+
+    /// Fails once a claim (`None` for a run without claims) ran out: past it, another member
+    /// may own the partition and its files.
+    fn check_claim(
+        &self,
+        partition: i32,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), ProgressError> {
+        match until {
+            Some(until) if chrono::Utc::now() >= until => Err(ProgressError::ClaimExpired {
+                topic: self.state.topic.clone(),
+                partition,
+                seconds: CLAIM.as_secs(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Commits a sealed segment: its files become visible, then progress moves past them and
@@ -197,6 +264,16 @@ impl Progress {
         if !self.recording {
             let files = sealed.files.into_iter().map(|f| f.commit(&self.sink));
             return Ok(files.collect::<Result<_, _>>()?);
+        }
+        if self.claims
+            && let Some(until) = self.claimed_until(sealed.partition)
+        {
+            // Claiming over it would let two members publish files of one name.
+            return Err(ProgressError::Claimed {
+                topic: self.state.topic.clone(),
+                partition: sealed.partition,
+                until: until.to_rfc3339(),
+            });
         }
         self.touched.insert(sealed.partition);
         let entry = self
@@ -212,26 +289,20 @@ impl Progress {
         if sealed.files.len() > 1 || claimed {
             entry.pending = sealed.files.iter().map(|f| f.path.to_string()).collect();
             entry.pending_until = claimed.then(|| until.to_rfc3339());
+            entry.pending_owner = claimed.then(|| self.owner.clone());
             self.save()?;
             crash_point!("progress-pending-saved");
         }
         let mut written = Vec::with_capacity(sealed.files.len());
         for file in sealed.files {
-            if claimed && chrono::Utc::now() >= until {
-                return Err(ProgressError::ClaimExpired {
-                    topic: self.state.topic.clone(),
-                    partition: sealed.partition,
-                    seconds: CLAIM.as_secs(),
-                });
-            }
+            self.check_claim(sealed.partition, claimed.then_some(until))?;
             written.push(file.commit(&self.sink)?);
             crash_point!("file-visible");
         }
         let entry = self.state.partitions.entry(sealed.partition).or_default();
         entry.next_offset = sealed.next_offset;
         entry.updated_at = chrono::Utc::now().to_rfc3339();
-        entry.pending.clear();
-        entry.pending_until = None;
+        clear_pending(entry);
         if let Some(file) = written.last() {
             entry.last_file = Some(file.path.clone());
         }
@@ -306,6 +377,25 @@ impl Progress {
         Ok(false)
     }
 }
+
+/// When a claim on pending files runs out, if it has not yet.
+fn live_claim(entry: &PartitionProgress) -> Option<chrono::DateTime<chrono::Utc>> {
+    if entry.pending.is_empty() {
+        return None;
+    }
+    let until = chrono::DateTime::parse_from_rfc3339(entry.pending_until.as_deref()?).ok()?;
+    let until = until.with_timezone(&chrono::Utc);
+    (until > chrono::Utc::now()).then_some(until)
+}
+
+fn clear_pending(entry: &mut PartitionProgress) {
+    entry.pending.clear();
+    entry.pending_until = None;
+    entry.pending_owner = None;
+}
+
+#[cfg(test)]
+mod tests;
 
 fn read(
     sink: &Sink,

@@ -64,6 +64,19 @@ pub struct SealedFile {
 }
 
 impl SealedFile {
+    /// A sealed file holding `bytes`, for tests of the commit protocol.
+    #[cfg(test)]
+    pub(crate) fn of_bytes(sink: &Sink, path: Path, records: u64, bytes: &[u8]) -> Self {
+        use std::io::Write;
+        let mut object = sink.create(path.clone()).unwrap();
+        object.write_all(bytes).unwrap();
+        SealedFile {
+            path,
+            records,
+            object,
+        }
+    }
+
     pub fn commit(self, sink: &Sink) -> Result<WrittenFile, SinkError> {
         let bytes = self.object.finish(sink)?;
         Ok(WrittenFile {

@@ -160,11 +160,7 @@ impl ExportWork {
     /// owned partition again from its recorded progress.
     fn restart_owned(&mut self, consumer: &GroupConsumer) {
         let owned = super::owned(consumer, &self.topic.topic);
-        // A claim this member made before the failure is its own to clear, without waiting.
-        if let Err(e) = self.progress.recover(&owned) {
-            self.failure = Some(e.into());
-            return;
-        }
+        // Starting clears this member's own claims without waiting (`Progress::recover`).
         for &p in &owned {
             self.buffers.stop(p);
             self.writer.abort_partition(p);
