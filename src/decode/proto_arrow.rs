@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// Nesting deeper than this is taken for a recursive message, which has no Arrow schema.
 const MAX_DEPTH: usize = 32;
-const TIMESTAMP: &str = "google.protobuf.Timestamp";
+pub(super) const TIMESTAMP: &str = "google.protobuf.Timestamp";
 
 /// The Arrow fields of a message's fields.
 pub fn fields(message: &MessageDescriptor) -> Result<Vec<Field>, String> {
@@ -81,8 +81,8 @@ fn kind_type(kind: &Kind, depth: usize) -> Result<DataType, String> {
 /// Builders for the columns of one message type, filled one message at a time.
 pub struct MessageColumns {
     descriptor: MessageDescriptor,
-    /// The wire reader of a flat message type (no `DynamicMessage` per record).
-    flat: Option<super::proto_wire::FlatMessage>,
+    /// The wire reader of the type, unless it needs `DynamicMessage` (see proto_wire).
+    wire: Option<super::proto_wire::WireMessage>,
     fields: Vec<Field>,
     builders: Vec<Box<dyn ArrayBuilder>>,
     /// Messages appended; a message type without fields has no column to count them.
@@ -98,7 +98,7 @@ impl MessageColumns {
             .collect();
         Ok(MessageColumns {
             descriptor: descriptor.clone(),
-            flat: super::proto_wire::FlatMessage::new(descriptor),
+            wire: super::proto_wire::WireMessage::new(descriptor),
             fields,
             builders,
             rows: 0,
@@ -110,15 +110,15 @@ impl MessageColumns {
     #[cfg(test)]
     pub fn general(descriptor: &MessageDescriptor, capacity: usize) -> Result<Self, String> {
         let mut columns = MessageColumns::new(descriptor, capacity)?;
-        columns.flat = None;
+        columns.wire = None;
         Ok(columns)
     }
 
-    /// Reads a message of a flat type from its bytes into the columns; `None` when the type
-    /// is not flat (decode it and `append` it).
+    /// Reads a message from its bytes into the columns; `None` when its type needs the
+    /// general path (decode it and `append` it).
     pub fn append_wire(&mut self, bytes: &[u8]) -> Option<Result<(), String>> {
-        let flat = self.flat.as_mut()?;
-        let appended = flat.append(bytes, &mut self.builders);
+        let wire = self.wire.as_mut()?;
+        let appended = wire.append(bytes, &mut self.builders);
         if appended.is_ok() {
             self.rows += 1;
         }
@@ -247,7 +247,7 @@ fn append_kind(
                         .get_field_by_name("nanos")
                         .and_then(|v| v.as_i32())
                         .unwrap_or(0);
-                    b.append_value(seconds * 1_000_000 + i64::from(nanos) / 1_000);
+                    b.append_value(micros(seconds, nanos)?);
                 }
                 _ => b.append_null(),
             }
@@ -268,6 +268,15 @@ fn append_kind(
         }
     }
     Ok(())
+}
+
+/// A Timestamp's microseconds; seconds past what 64 bits of microseconds hold (about
+/// 292,000 years) are refused rather than wrapped.
+pub(super) fn micros(seconds: i64, nanos: i32) -> Result<i64, String> {
+    seconds
+        .checked_mul(1_000_000)
+        .and_then(|us| us.checked_add(i64::from(nanos) / 1_000))
+        .ok_or_else(|| format!("timestamp of {seconds} seconds is out of range"))
 }
 
 fn downcast<T: 'static>(builder: &mut dyn ArrayBuilder) -> Result<&mut T, String> {

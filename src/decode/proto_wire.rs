@@ -1,25 +1,41 @@
-//! Flat Protobuf messages (scalar, string, bytes and enum fields, none repeated) read from
-//! the wire straight into their column builders, without a `DynamicMessage` per record:
-//! prost-reflect's message costs an allocation per field and a shared descriptor's reference
-//! count per access, most of Protobuf's decoding time. Other messages keep that path.
+//! Protobuf messages read from the wire straight into their column builders, without a
+//! `DynamicMessage` per record: prost-reflect's message costs an allocation per field and a
+//! shared descriptor's reference count per access, most of Protobuf's decoding time. Scalar,
+//! string, bytes and enum fields, nested messages (struct columns) and
+//! `google.protobuf.Timestamp` are read here; a type with a repeated or map field anywhere
+//! keeps the general path.
 
 use arrow::array::{
     ArrayBuilder, BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder,
-    Int64Builder, StringBuilder, StringDictionaryBuilder, UInt32Builder, UInt64Builder,
+    Int64Builder, StringBuilder, StringDictionaryBuilder, StructBuilder,
+    TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow::datatypes::Int32Type;
 use prost_reflect::{Kind, MessageDescriptor};
 use std::collections::HashMap;
 
+/// Deeper nesting is left to the general path (which refuses recursive types).
+const MAX_DEPTH: usize = 32;
+
+/// How one field's value becomes its column.
+enum Shape {
+    Scalar,
+    /// A nested message: a struct column, read by the message's own reader.
+    Message(Box<WireMessage>),
+    /// `google.protobuf.Timestamp`: microseconds from its `seconds` and `nanos`.
+    Timestamp(Box<WireMessage>),
+}
+
 /// How one field is read and where it goes.
 struct Column {
     kind: Kind,
-    /// Null when unset (proto3 `optional`, proto2); otherwise the type's default.
+    /// Null when unset (messages, proto3 `optional`, proto2); otherwise the type's default.
     presence: bool,
     /// Enum value names by number.
     names: HashMap<i32, String>,
     /// The enum's default: its first value.
     default_name: String,
+    shape: Shape,
 }
 
 /// A value as read from the wire, before it is typed by its column.
@@ -32,25 +48,42 @@ enum Raw {
     Bytes(usize, usize),
 }
 
-pub struct FlatMessage {
+pub struct WireMessage {
     columns: Vec<Column>,
     /// Column index by field number, for numbers up to 1,024; larger ones in `sparse`.
     by_number: Vec<Option<usize>>,
     sparse: HashMap<u32, usize>,
     /// The last value of each column in the message being read.
     seen: Vec<Option<Raw>>,
+    /// Where each message column occurs in the message being read: a message field written
+    /// more than once is the merge of every occurrence, as Protobuf parsers read it.
+    parts: Vec<Vec<(usize, usize)>>,
 }
 
-impl FlatMessage {
-    /// The flat reader of `message`, or `None` when a field needs the general path.
-    pub fn new(message: &MessageDescriptor) -> Option<FlatMessage> {
+impl WireMessage {
+    /// The wire reader of `message`, or `None` when a field needs the general path.
+    pub fn new(message: &MessageDescriptor) -> Option<WireMessage> {
+        WireMessage::at_depth(message, 0)
+    }
+
+    fn at_depth(message: &MessageDescriptor, depth: usize) -> Option<WireMessage> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
         let mut columns = Vec::new();
         let mut by_number = Vec::new();
         let mut sparse = HashMap::new();
         for (index, field) in message.fields().enumerate() {
-            if field.is_list() || field.is_map() || matches!(field.kind(), Kind::Message(_)) {
+            if field.is_list() || field.is_map() {
                 return None;
             }
+            let shape = match field.kind() {
+                Kind::Message(m) if m.full_name() == super::proto_arrow::TIMESTAMP => {
+                    Shape::Timestamp(Box::new(WireMessage::at_depth(&m, depth + 1)?))
+                }
+                Kind::Message(m) => Shape::Message(Box::new(WireMessage::at_depth(&m, depth + 1)?)),
+                _ => Shape::Scalar,
+            };
             let (names, default_name) = match field.kind() {
                 Kind::Enum(e) => (
                     e.values()
@@ -74,14 +107,15 @@ impl FlatMessage {
                 presence: field.supports_presence(),
                 names,
                 default_name,
+                shape,
             });
         }
-        let seen = vec![None; columns.len()];
-        Some(FlatMessage {
+        Some(WireMessage {
+            seen: vec![None; columns.len()],
+            parts: vec![Vec::new(); columns.len()],
             columns,
             by_number,
             sparse,
-            seen,
         })
     }
 
@@ -92,8 +126,37 @@ impl FlatMessage {
         bytes: &[u8],
         builders: &mut [Box<dyn ArrayBuilder>],
     ) -> Result<(), String> {
+        self.scan(bytes, &[(0, bytes.len())])?;
+        self.emit(bytes, builders, true)
+    }
+
+    /// Reads the fields in `parts` of `bytes` (one message, or the occurrences of a nested
+    /// one) and checks every value, nested ones included, before anything is appended.
+    fn scan(&mut self, bytes: &[u8], parts: &[(usize, usize)]) -> Result<(), String> {
         self.seen.fill(None);
-        let mut at = 0;
+        self.parts.iter_mut().for_each(Vec::clear);
+        for &(start, end) in parts {
+            self.scan_part(&bytes[..end], start)?;
+        }
+        for (c, column) in self.columns.iter_mut().enumerate() {
+            match (&mut column.shape, self.seen[c]) {
+                (Shape::Scalar, Some(Raw::Bytes(start, end))) if column.kind == Kind::String => {
+                    std::str::from_utf8(&bytes[start..end]).map_err(|_| {
+                        "invalid string value: data is not UTF-8 encoded".to_string()
+                    })?;
+                }
+                (Shape::Message(inner), Some(_)) => inner.scan(bytes, &self.parts[c])?,
+                (Shape::Timestamp(inner), Some(_)) => {
+                    inner.scan(bytes, &self.parts[c])?;
+                    timestamp_micros(inner)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_part(&mut self, bytes: &[u8], mut at: usize) -> Result<(), String> {
         while at < bytes.len() {
             let key = varint(bytes, &mut at)?;
             // A key is a 32-bit value (a 29-bit field number and the wire type), as prost reads it.
@@ -132,20 +195,69 @@ impl FlatMessage {
                         "field {number} has wire type {wire}, not its type's"
                     ));
                 }
+                if let (Shape::Message(_) | Shape::Timestamp(_), Raw::Bytes(start, end)) =
+                    (&self.columns[c].shape, raw)
+                {
+                    self.parts[c].push((start, end));
+                }
                 self.seen[c] = Some(raw);
             }
         }
+        Ok(())
+    }
+
+    /// Appends the message last scanned, or (`present` false) an absent one: nulls, and the
+    /// defaults of fields without presence, as prost-reflect's empty message holds.
+    fn emit(
+        &self,
+        bytes: &[u8],
+        builders: &mut [Box<dyn ArrayBuilder>],
+        present: bool,
+    ) -> Result<(), String> {
         for (c, column) in self.columns.iter().enumerate() {
-            if let (Kind::String, Some(Raw::Bytes(start, end))) = (&column.kind, self.seen[c]) {
-                std::str::from_utf8(&bytes[start..end])
-                    .map_err(|_| "invalid string value: data is not UTF-8 encoded".to_string())?;
+            let seen = if present { self.seen[c] } else { None };
+            let builder = builders[c].as_mut();
+            match &column.shape {
+                Shape::Scalar => append(column, seen, bytes, builder)?,
+                Shape::Message(inner) => {
+                    let b = downcast::<StructBuilder>(builder)?;
+                    inner.emit(bytes, b.field_builders_mut(), seen.is_some())?;
+                    b.append(seen.is_some());
+                }
+                Shape::Timestamp(inner) => {
+                    let b = downcast::<TimestampMicrosecondBuilder>(builder)?;
+                    match seen {
+                        Some(_) => b.append_value(timestamp_micros(inner)?),
+                        None => b.append_null(),
+                    }
+                }
             }
-        }
-        for (c, column) in self.columns.iter().enumerate() {
-            append(column, self.seen[c], bytes, builders[c].as_mut())?;
         }
         Ok(())
     }
+
+    /// The last value read of field `number` (a varint).
+    fn varint_of(&self, number: usize) -> u64 {
+        let column = self.by_number.get(number).copied().flatten();
+        match column.and_then(|c| self.seen[c]) {
+            Some(Raw::Varint(v)) => v,
+            _ => 0,
+        }
+    }
+}
+
+/// A scanned `google.protobuf.Timestamp` in microseconds.
+fn timestamp_micros(timestamp: &WireMessage) -> Result<i64, String> {
+    let seconds = timestamp.varint_of(1) as i64;
+    let nanos = timestamp.varint_of(2) as i32;
+    super::proto_arrow::micros(seconds, nanos)
+}
+
+fn downcast<T: 'static>(builder: &mut dyn ArrayBuilder) -> Result<&mut T, String> {
+    builder
+        .as_any_mut()
+        .downcast_mut::<T>()
+        .ok_or_else(|| format!("internal: builder is not a {}", std::any::type_name::<T>()))
 }
 
 fn fits(kind: &Kind, raw: Raw) -> bool {
@@ -167,7 +279,10 @@ fn fits(kind: &Kind, raw: Raw) -> bool {
         ) | (
             Kind::Float | Kind::Fixed32 | Kind::Sfixed32,
             Raw::Fixed32(_)
-        ) | (Kind::String | Kind::Bytes, Raw::Bytes(..))
+        ) | (
+            Kind::String | Kind::Bytes | Kind::Message(_),
+            Raw::Bytes(..)
+        )
     )
 }
 
@@ -243,7 +358,7 @@ fn append(
                 column.default_name.clone()
             )
         }
-        Kind::Message(_) => return Err("a message field in a flat message".into()),
+        Kind::Message(_) => return Err("internal: a message field read as a scalar".into()),
     }
     Ok(())
 }
@@ -305,15 +420,27 @@ message Flat {
         Option<Vec<arrow::array::ArrayRef>>,
         Option<Vec<arrow::array::ArrayRef>>,
     ) {
-        let d = flat();
-        let mut wire = MessageColumns::new(&d, bytes.len()).unwrap();
-        let mut general = MessageColumns::general(&d, bytes.len()).unwrap();
+        both_of(&flat(), bytes)
+    }
+
+    fn both_of(
+        d: &MessageDescriptor,
+        bytes: &[Vec<u8>],
+    ) -> (
+        Option<Vec<arrow::array::ArrayRef>>,
+        Option<Vec<arrow::array::ArrayRef>>,
+    ) {
+        let mut wire = MessageColumns::new(d, bytes.len()).unwrap();
+        let mut general = MessageColumns::general(d, bytes.len()).unwrap();
         let mut wire_ok = true;
         let mut general_ok = true;
         for b in bytes {
-            wire_ok &= wire.append_wire(b).expect("a flat type").is_ok();
+            wire_ok &= wire
+                .append_wire(b)
+                .expect("a type the wire reader reads")
+                .is_ok();
             match DynamicMessage::decode(d.clone(), b.as_slice()) {
-                Ok(m) => general.append(&m).unwrap(),
+                Ok(m) => general_ok &= general.append(&m).is_ok(),
                 Err(_) => general_ok = false,
             }
         }
@@ -397,14 +524,153 @@ message Flat {
         assert!(wire.is_none() && general.is_none());
     }
 
+    const NESTED: &str = r#"syntax = "proto3";
+import "google/protobuf/timestamp.proto";
+message Leaf { bool b = 1; double d = 2; }
+message Inner { int32 a = 1; string s = 2; optional int64 o = 3; Leaf leaf = 4; }
+message Outer {
+  int64 id = 1; Inner inner = 2; google.protobuf.Timestamp at = 3; Leaf leaf = 4; string name = 5;
+}"#;
+
+    fn nested(name: &str) -> MessageDescriptor {
+        let pool = super::super::protobuf::compile_source("nested.proto", NESTED).unwrap();
+        pool.get_message_by_name(name).unwrap()
+    }
+
+    fn leaf() -> impl Strategy<Value = Option<DynamicMessage>> {
+        proptest::option::of(
+            (any::<Option<bool>>(), any::<Option<f64>>()).prop_map(|(b, d)| {
+                let mut m = DynamicMessage::new(nested("Leaf"));
+                if let Some(b) = b {
+                    m.set_field_by_number(1, Value::Bool(b));
+                }
+                if let Some(d) = d {
+                    m.set_field_by_number(2, Value::F64(d));
+                }
+                m
+            }),
+        )
+    }
+
+    fn inner() -> impl Strategy<Value = Option<DynamicMessage>> {
+        let fields = (
+            any::<Option<i32>>(),
+            proptest::option::of(".{0,8}"),
+            any::<Option<i64>>(),
+            leaf(),
+        );
+        proptest::option::of(fields.prop_map(|(a, s, o, leaf)| {
+            let mut m = DynamicMessage::new(nested("Inner"));
+            if let Some(a) = a {
+                m.set_field_by_number(1, Value::I32(a));
+            }
+            if let Some(s) = s {
+                m.set_field_by_number(2, Value::String(s));
+            }
+            if let Some(o) = o {
+                m.set_field_by_number(3, Value::I64(o));
+            }
+            if let Some(l) = leaf {
+                m.set_field_by_number(4, Value::Message(l));
+            }
+            m
+        }))
+    }
+
+    fn timestamp_type() -> MessageDescriptor {
+        let at = nested("Outer").get_field(3).unwrap();
+        at.kind().as_message().unwrap().clone()
+    }
+
+    /// An Outer message's bytes; with `again`, a second message appended, which Protobuf
+    /// parsers merge into the first (scalars replaced, nested messages merged).
+    fn outer() -> impl Strategy<Value = Vec<u8>> {
+        (one_outer(), proptest::option::of(one_outer())).prop_map(|(mut first, again)| {
+            first.extend(again.unwrap_or_default());
+            first
+        })
+    }
+
+    fn one_outer() -> impl Strategy<Value = Vec<u8>> {
+        let timestamp =
+            proptest::option::of((-62_135_596_800i64..253_402_300_800, 0..1_000_000_000i32));
+        let fields = (
+            any::<Option<i64>>(),
+            inner(),
+            timestamp,
+            leaf(),
+            proptest::option::of(".{0,8}"),
+        );
+        fields.prop_map(|(id, inner, at, leaf, name)| {
+            let mut m = DynamicMessage::new(nested("Outer"));
+            if let Some(id) = id {
+                m.set_field_by_number(1, Value::I64(id));
+            }
+            if let Some(i) = inner {
+                m.set_field_by_number(2, Value::Message(i));
+            }
+            if let Some((seconds, nanos)) = at {
+                let mut t = DynamicMessage::new(timestamp_type());
+                t.set_field_by_number(1, Value::I64(seconds));
+                t.set_field_by_number(2, Value::I32(nanos));
+                m.set_field_by_number(3, Value::Message(t));
+            }
+            if let Some(l) = leaf {
+                m.set_field_by_number(4, Value::Message(l));
+            }
+            if let Some(n) = name {
+                m.set_field_by_number(5, Value::String(n));
+            }
+            m.encode_to_vec()
+        })
+    }
+
+    proptest! {
+        /// Nested messages, Timestamps and merged occurrences give the columns prost-reflect's
+        /// path gives.
+        #[test]
+        fn nested_messages_from_the_wire_match_dynamic_message(
+            messages in proptest::collection::vec(outer(), 1..6),
+        ) {
+            let (wire, general) = both_of(&nested("Outer"), &messages);
+            prop_assert!(wire.is_some() && general.is_some());
+            prop_assert_eq!(wire, general);
+        }
+
+        /// Arbitrary bytes against the nested type: nothing accepted that prost-reflect refuses.
+        #[test]
+        fn nested_bytes_prost_reflect_refuses_are_refused(
+            bytes in proptest::collection::vec(any::<u8>(), 0..48),
+        ) {
+            let (wire, general) = both_of(&nested("Outer"), &[bytes]);
+            if wire.is_some() {
+                prop_assert_eq!(wire, general);
+            }
+        }
+    }
+
     #[test]
-    fn a_type_with_a_message_field_is_not_flat() {
+    fn a_timestamp_past_64_bits_of_microseconds_is_refused_on_both_paths() {
+        // Outer.at (field 3) holding seconds = i64::MAX.
+        let mut at = vec![0x08];
+        prost::encoding::encode_varint(i64::MAX as u64, &mut at);
+        let mut bytes = vec![0x1a, at.len() as u8];
+        bytes.extend(at);
+        let (wire, general) = both_of(&nested("Outer"), &[bytes]);
+        assert!(wire.is_none() && general.is_none());
+    }
+
+    #[test]
+    fn a_type_with_a_repeated_or_map_field_keeps_the_general_path() {
         let pool = super::super::protobuf::compile_source(
-            "nested.proto",
-            "syntax = \"proto3\"; message In { int32 a = 1; } message Out { In in = 1; }",
+            "lists.proto",
+            "syntax = \"proto3\"; message In { repeated int32 a = 1; } \
+             message Out { In in = 1; } message M { map<string, int32> m = 1; }",
         )
         .unwrap();
-        let out = pool.get_message_by_name("Out").unwrap();
-        assert!(super::FlatMessage::new(&out).is_none());
+        for name in ["In", "Out", "M"] {
+            let message = pool.get_message_by_name(name).unwrap();
+            assert!(super::WireMessage::new(&message).is_none(), "{name}");
+        }
     }
 }
