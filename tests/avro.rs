@@ -597,67 +597,12 @@ fn validate_connect_lists_the_registry_subjects_or_says_it_is_unreachable() {
 #[test]
 fn a_registry_behind_a_private_ca_needs_schema_registry_ca() {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let openssl = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl runs (bash tests/run.sh installs it)");
-        assert!(status.success(), "openssl {args:?}");
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "server.csr",
-    ]);
-    std::fs::write(dir.path().join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "cert.pem",
-    ]);
+    let pki = common::pki::Pki::new();
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tls_registry.py");
     let mut server = std::process::Command::new("python3")
         .arg(script)
-        .args(["cert.pem", "key.pem"])
-        .current_dir(dir.path())
+        .args([pki.file("server.pem"), pki.file("server.key")])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -679,7 +624,7 @@ fn a_registry_behind_a_private_ca_needs_schema_registry_ca() {
             .unwrap()
             .unwrap()
     };
-    let trusted = registry(Some(&dir.path().join("ca.pem")));
+    let trusted = registry(Some(&pki.file("ca.pem")));
     assert!(
         trusted
             .schema(1)

@@ -128,6 +128,25 @@ fn wait_until(seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Whether process `pid` is stopped (SIGSTOP), from /proc.
+fn stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name in parentheses.
+    stat.rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        == Some("T")
+}
+
+/// Whether process `pid` holds a file lock (/proc/locks: `1: FLOCK ADVISORY WRITE <pid> …`).
+fn holds_a_lock(pid: u32) -> bool {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    let pid = pid.to_string();
+    locks
+        .lines()
+        .any(|line| line.split_whitespace().nth(4) == Some(pid.as_str()))
+}
+
 /// Next offsets per partition in the progress record of group runner.live.
 fn recorded(out: &Path) -> Vec<i64> {
     let path = out.join(format!("_runner/progress/runner.{TOPIC}/{TOPIC}.json"));
@@ -680,7 +699,18 @@ fn a_member_frozen_past_its_session_comes_back_as_a_zombie_and_publishes_nothing
             .status()
             .unwrap();
     };
-    signal("-STOP", a.child.id());
+    // Not inside the local folder's compare-and-swap, though: a process stopped there keeps
+    // the folder's lock and every writer waits for it (docs/streaming.md), as they would on a
+    // shared disk; object stores have no such lock.
+    let pid = a.child.id();
+    loop {
+        signal("-STOP", pid);
+        wait_until(10, "the member did not stop", || stopped(pid));
+        if !holds_a_lock(pid) {
+            break;
+        }
+        signal("-CONT", pid);
+    }
     let b_assignments = b.log_text().matches("partitions assigned").count();
     b.wait_assigned(b_assignments + 1);
     let before = recorded(&out).iter().sum::<i64>();

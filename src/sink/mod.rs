@@ -240,7 +240,7 @@ impl Sink {
         let folder = file.parent().unwrap_or(std::path::Path::new("/"));
         std::fs::create_dir_all(folder).map_err(lock_error)?;
         let guard = std::fs::File::open(folder).map_err(lock_error)?;
-        guard.lock().map_err(lock_error)?;
+        lock_folder(&guard, folder).map_err(lock_error)?;
         let current = match self.rt.block_on(self.store.head(path)) {
             Ok(meta) => Some(meta.e_tag),
             Err(object_store::Error::NotFound { .. }) => None,
@@ -383,3 +383,24 @@ impl Sink {
 
 #[cfg(test)]
 mod tests;
+
+/// Locks a local folder for one compare-and-swap. The lock is held for the moment of one
+/// write, but a process stopped inside that moment keeps it until it resumes or exits, and
+/// every other writer of the folder waits: that wait is logged, once, after a few seconds.
+fn lock_folder(guard: &std::fs::File, folder: &std::path::Path) -> std::io::Result<()> {
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+    let started = std::time::Instant::now();
+    loop {
+        match guard.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::warn!(folder = %folder.display(), seconds = PATIENCE.as_secs(), "another process has held this folder's write lock for a while (stopped or stalled?); waiting for it to resume or exit");
+                return guard.lock();
+            }
+        }
+    }
+}

@@ -6,6 +6,7 @@ pub mod azurite;
 pub mod console;
 pub mod fault_proxy;
 pub mod netns;
+pub mod pki;
 pub mod tansu;
 
 use arrow::array::{Array, AsArray};
