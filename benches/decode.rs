@@ -137,11 +137,8 @@ fn main() {
             &proto_raw,
         )
     });
-    let transaction = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/schemas/transaction.proto"
-    );
-    let tx_values = transactions(transaction, n);
+    let transaction = fixtures::TRANSACTION_PROTO;
+    let tx_values: Vec<Vec<u8>> = (0..n).map(|i| values.encode("transaction", i)).collect();
     let tx_raw = batches(&tx_values);
     time("protobuf, Transaction + Timestamp", &tx_values, || {
         decode_all(
@@ -150,37 +147,4 @@ fn main() {
             &tx_raw,
         )
     });
-}
-
-/// `n` records of the seeds' `bank.Transaction`: three strings, a Timestamp and an amount.
-fn transactions(file: &str, n: usize) -> Vec<Vec<u8>> {
-    use prost::Message;
-    use prost_reflect::{DynamicMessage, Value};
-    let path = std::path::Path::new(file);
-    let fds = protox::compile([path.file_name().unwrap()], [path.parent().unwrap()]).unwrap();
-    let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(fds).unwrap();
-    let tx = pool.get_message_by_name("bank.Transaction").unwrap();
-    let ts = pool
-        .get_message_by_name("google.protobuf.Timestamp")
-        .unwrap();
-    (0..n)
-        .map(|i| {
-            let mut at = DynamicMessage::new(ts.clone());
-            at.set_field_by_name("seconds", Value::I64(1_795_000_000 + i as i64));
-            at.set_field_by_name("nanos", Value::I32((i % 1000) as i32 * 1_000_000));
-            let mut m = DynamicMessage::new(tx.clone());
-            m.set_field_by_name("transaction_id", Value::String(format!("tx-{i:08}")));
-            m.set_field_by_name(
-                "account_number",
-                Value::String(format!("ACC{:06}", i % 5000)),
-            );
-            m.set_field_by_name(
-                "transaction_reference",
-                Value::String(format!("ref-{}", i * 7)),
-            );
-            m.set_field_by_name("transaction_datetime", Value::Message(at));
-            m.set_field_by_name("amount", Value::F64(i as f64 / 7.0));
-            m.encode_to_vec()
-        })
-        .collect()
 }

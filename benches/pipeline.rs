@@ -3,12 +3,14 @@
 //! A child process runs librdkafka's mock cluster and the in-process Schema Registry (so the
 //! broker never shares runner's process) and loads PIPELINE_RECORDS (default 300,000) records
 //! of a 20-field schema into one topic per format, each of PIPELINE_PARTITIONS (default 32)
-//! partitions: Avro in Schema Registry framing, Protobuf (unframed, with its .proto), JSON, and
-//! the JSON bytes as raw. Then, per format, Debian's `kcat -C -e` reads the topic (the bare
+//! partitions: Avro in Schema Registry framing, Protobuf (unframed, with its .proto), the seeds'
+//! Protobuf `bank.Transaction` with its nested Timestamp (`transaction`), JSON, and the JSON
+//! bytes as raw. Then, per format, Debian's `kcat -C -e` reads the topic (the bare
 //! consume ceiling) and `runner once --topic` exports it to zstd Parquet in a local folder,
 //! each as its own process: records/s, CPU seconds per million records (user + system, from
-//! wait4) and peak RSS (VmHWM). PIPELINE_FORMATS (default `avro,protobuf,json,raw`) picks;
-//! PIPELINE_BASELINE=<another runner binary> adds its rows, measured in the same run.
+//! wait4) and peak RSS (VmHWM). PIPELINE_FORMATS (default
+//! `avro,protobuf,transaction,json,raw`) picks; PIPELINE_BASELINE=<another runner binary> adds
+//! its rows, measured in the same run.
 
 #[allow(dead_code)]
 #[path = "support/fixtures.rs"]
@@ -31,7 +33,7 @@ fn main() {
         return;
     }
     let records: usize = env("PIPELINE_RECORDS", "300000").parse().unwrap();
-    let formats = env("PIPELINE_FORMATS", "avro,protobuf,json,raw");
+    let formats = env("PIPELINE_FORMATS", "avro,protobuf,transaction,json,raw");
     if Command::new("kcat").arg("-V").output().is_err() {
         eprintln!("kcat is missing: install it with `apt-get install -y kcat` (Debian's package)");
         std::process::exit(2);
@@ -138,6 +140,11 @@ fn config(dir: &Path, bootstrap: &str, registry: &str, format: &str, group: usiz
         entry["schema_file"] = "payment.proto".into();
         entry["message"] = "Payment".into();
     }
+    if format == "transaction" {
+        entry["format"] = "protobuf".into();
+        entry["schema_file"] = fixtures::TRANSACTION_PROTO.into();
+        entry["message"] = "bank.Transaction".into();
+    }
     std::fs::write(dir.join("connections.json"), connections.to_string()).unwrap();
     std::fs::write(
         dir.join("topics.json"),
@@ -168,7 +175,7 @@ fn row(
 fn broker() {
     let records: usize = env("PIPELINE_RECORDS", "300000").parse().unwrap();
     let partitions: i32 = env("PIPELINE_PARTITIONS", "32").parse().unwrap();
-    let formats = env("PIPELINE_FORMATS", "avro,protobuf,json,raw");
+    let formats = env("PIPELINE_FORMATS", "avro,protobuf,transaction,json,raw");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let kafka = runner::embedded::EmbeddedKafka::start().unwrap();
     let (server, registry) = fixtures::registry(&rt);

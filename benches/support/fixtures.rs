@@ -155,12 +155,20 @@ pub fn registry(rt: &tokio::runtime::Runtime) -> (EmbeddedRegistry, Arc<Registry
 }
 
 /// Encodes record `i` in each format: Avro framed under a registered subject, unframed
-/// Protobuf, JSON (also the bytes of `raw`).
+/// Protobuf, the seeds' Protobuf `bank.Transaction` (`transaction`), JSON (also the bytes of
+/// `raw`).
 pub struct Values {
     pub avro_id: u32,
     avro_schema: apache_avro::Schema,
     pub payment: prost_reflect::MessageDescriptor,
+    transaction: prost_reflect::MessageDescriptor,
 }
+
+/// The seeds' Protobuf schema: `bank.Transaction`, three strings, a Timestamp and an amount.
+pub const TRANSACTION_PROTO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/config/schemas/transaction.proto"
+);
 
 impl Values {
     pub fn new(registry: &Registry, subject: &str) -> Values {
@@ -169,11 +177,39 @@ impl Values {
         std::fs::write(dir.path().join("p.proto"), PROTO).unwrap();
         let fds = protox::compile(["p.proto"], [dir.path()]).unwrap();
         let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(fds).unwrap();
+        let path = std::path::Path::new(TRANSACTION_PROTO);
+        let fds = protox::compile([path.file_name().unwrap()], [path.parent().unwrap()]).unwrap();
+        let seeds = prost_reflect::DescriptorPool::from_file_descriptor_set(fds).unwrap();
         Values {
             avro_id,
             avro_schema: apache_avro::Schema::parse_str(AVRO).unwrap(),
             payment: pool.get_message_by_name("Payment").unwrap(),
+            transaction: seeds.get_message_by_name("bank.Transaction").unwrap(),
         }
+    }
+
+    /// Record `i` as the seeds' `bank.Transaction`.
+    fn transaction(&self, i: usize) -> Vec<u8> {
+        let at = self
+            .transaction
+            .get_field_by_name("transaction_datetime")
+            .unwrap();
+        let mut stamp = DynamicMessage::new(at.kind().as_message().unwrap().clone());
+        stamp.set_field_by_name("seconds", PValue::I64(1_795_000_000 + i as i64));
+        stamp.set_field_by_name("nanos", PValue::I32((i % 1000) as i32 * 1_000_000));
+        let mut m = DynamicMessage::new(self.transaction.clone());
+        m.set_field_by_name("transaction_id", PValue::String(format!("tx-{i:08}")));
+        m.set_field_by_name(
+            "account_number",
+            PValue::String(format!("ACC{:06}", i % 5000)),
+        );
+        m.set_field_by_name(
+            "transaction_reference",
+            PValue::String(format!("ref-{}", i * 7)),
+        );
+        m.set_field_by_name("transaction_datetime", PValue::Message(stamp));
+        m.set_field_by_name("amount", PValue::F64(i as f64 / 7.0));
+        m.encode_to_vec()
     }
 
     /// The unframed Avro body of record `i`.
@@ -188,6 +224,7 @@ impl Values {
         match format {
             "avro" => [&[0u8][..], &self.avro_id.to_be_bytes(), &self.avro_body(i)].concat(),
             "protobuf" => proto(&self.payment, &fields(i)),
+            "transaction" => self.transaction(i),
             _ => json(&fields(i)),
         }
     }
