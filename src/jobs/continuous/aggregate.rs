@@ -306,24 +306,12 @@ impl AggregateWork {
                     self.timeout,
                 )?)
             });
-        match starts {
-            Ok(starts) => partitions
-                .iter()
-                .map(|p| {
-                    let start = starts.get(p).copied();
-                    if let Some(offset) = start {
-                        self.base.insert(*p, offset);
-                        self.next.insert(*p, offset);
-                        self.buffers.start(*p, offset);
-                    }
-                    start
-                })
-                .collect(),
-            Err(e) => {
-                self.failure = Some(e);
-                vec![None; partitions.len()]
-            }
-        }
+        let (base, next, buffers) = (&mut self.base, &mut self.next, &mut self.buffers);
+        super::apply_starts(partitions, starts, &mut self.failure, |p, offset| {
+            base.insert(p, offset);
+            next.insert(p, offset);
+            buffers.start(p, offset);
+        })
     }
 }
 

@@ -174,23 +174,12 @@ impl ExportWork {
     /// else the log start, with retention checked as for a batch run. A partition that a
     /// previous owner is still committing waits for that claim to end.
     fn start(&mut self, partitions: &[i32]) -> Vec<Option<i64>> {
-        match self.plan_starts(partitions) {
-            Ok(starts) => partitions
-                .iter()
-                .map(|p| {
-                    let start = starts.get(p).copied();
-                    if let Some(offset) = start {
-                        self.writer.start_partition(*p, offset);
-                        self.buffers.start(*p, offset);
-                    }
-                    start
-                })
-                .collect(),
-            Err(e) => {
-                self.failure = Some(e);
-                vec![None; partitions.len()]
-            }
-        }
+        let planned = self.plan_starts(partitions);
+        let (writer, buffers) = (&mut self.writer, &mut self.buffers);
+        super::apply_starts(partitions, planned, &mut self.failure, |p, offset| {
+            writer.start_partition(p, offset);
+            buffers.start(p, offset);
+        })
     }
 
     fn plan_starts(&mut self, partitions: &[i32]) -> Result<BTreeMap<i32, i64>, ExportError> {

@@ -318,6 +318,33 @@ fn plan_starts(
     Ok(starts)
 }
 
+/// Each partition's start from `planned` (`begin` starts the stages there), in the order of
+/// `partitions`; a planning failure is kept in `failure` for the next step to report, and no
+/// partition gets a start.
+fn apply_starts<E>(
+    partitions: &[i32],
+    planned: Result<BTreeMap<i32, i64>, E>,
+    failure: &mut Option<E>,
+    mut begin: impl FnMut(i32, i64),
+) -> Vec<Option<i64>> {
+    match planned {
+        Ok(starts) => partitions
+            .iter()
+            .map(|&p| {
+                let start = starts.get(&p).copied();
+                if let Some(offset) = start {
+                    begin(p, offset);
+                }
+                start
+            })
+            .collect(),
+        Err(e) => {
+            *failure = Some(e);
+            vec![None; partitions.len()]
+        }
+    }
+}
+
 /// Moves the consumer of owned `partitions` to their `starts` (after a restart); a partition
 /// without a start is left where it is.
 fn seek(
