@@ -1,13 +1,13 @@
 //! Protobuf messages read from the wire straight into their column builders, without a
 //! `DynamicMessage` per record: prost-reflect's message costs an allocation per field and a
 //! shared descriptor's reference count per access, most of Protobuf's decoding time. Scalar,
-//! string, bytes and enum fields, nested messages (struct columns) and
-//! `google.protobuf.Timestamp` are read here; a type with a repeated or map field anywhere
-//! keeps the general path.
+//! string, bytes and enum fields, repeated ones of those (list columns), nested messages
+//! (struct columns) and `google.protobuf.Timestamp` are read here; a type with a map or a
+//! repeated message anywhere keeps the general path.
 
 use arrow::array::{
     ArrayBuilder, BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder,
-    Int64Builder, StringBuilder, StringDictionaryBuilder, StructBuilder,
+    Int64Builder, ListBuilder, StringBuilder, StringDictionaryBuilder, StructBuilder,
     TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow::datatypes::Int32Type;
@@ -20,6 +20,8 @@ const MAX_DEPTH: usize = 32;
 /// How one field's value becomes its column.
 enum Shape {
     Scalar,
+    /// A repeated scalar: a list column, its items packed or one per occurrence.
+    List,
     /// A nested message: a struct column, read by the message's own reader.
     Message(Box<WireMessage>),
     /// `google.protobuf.Timestamp`: microseconds from its `seconds` and `nanos`.
@@ -58,6 +60,8 @@ pub struct WireMessage {
     /// Where each message column occurs in the message being read: a message field written
     /// more than once is the merge of every occurrence, as Protobuf parsers read it.
     parts: Vec<Vec<(usize, usize)>>,
+    /// The items of each repeated column in the message being read.
+    items: Vec<Vec<Raw>>,
 }
 
 impl WireMessage {
@@ -74,10 +78,12 @@ impl WireMessage {
         let mut by_number = Vec::new();
         let mut sparse = HashMap::new();
         for (index, field) in message.fields().enumerate() {
-            if field.is_list() || field.is_map() {
+            if field.is_map() {
                 return None;
             }
             let shape = match field.kind() {
+                Kind::Message(_) if field.is_list() => return None,
+                _ if field.is_list() => Shape::List,
                 Kind::Message(m) if m.full_name() == super::proto_arrow::TIMESTAMP => {
                     Shape::Timestamp(Box::new(WireMessage::at_depth(&m, depth + 1)?))
                 }
@@ -113,6 +119,7 @@ impl WireMessage {
         Some(WireMessage {
             seen: vec![None; columns.len()],
             parts: vec![Vec::new(); columns.len()],
+            items: vec![Vec::new(); columns.len()],
             columns,
             by_number,
             sparse,
@@ -135,6 +142,7 @@ impl WireMessage {
     fn scan(&mut self, bytes: &[u8], parts: &[(usize, usize)]) -> Result<(), String> {
         self.seen.fill(None);
         self.parts.iter_mut().for_each(Vec::clear);
+        self.items.iter_mut().for_each(Vec::clear);
         for &(start, end) in parts {
             self.scan_part(&bytes[..end], start)?;
         }
@@ -144,6 +152,15 @@ impl WireMessage {
                     std::str::from_utf8(&bytes[start..end]).map_err(|_| {
                         "invalid string value: data is not UTF-8 encoded".to_string()
                     })?;
+                }
+                (Shape::List, _) if column.kind == Kind::String => {
+                    for item in &self.items[c] {
+                        if let Raw::Bytes(start, end) = *item {
+                            std::str::from_utf8(&bytes[start..end]).map_err(|_| {
+                                "invalid string value: data is not UTF-8 encoded".to_string()
+                            })?;
+                        }
+                    }
                 }
                 (Shape::Message(inner), Some(_)) => inner.scan(bytes, &self.parts[c])?,
                 (Shape::Timestamp(inner), Some(_)) => {
@@ -190,7 +207,14 @@ impl WireMessage {
             };
             // A field this schema does not know (a newer writer's) is skipped.
             if let Some(c) = column {
-                if !fits(&self.columns[c].kind, raw) {
+                let column = &self.columns[c];
+                if let (Shape::List, Raw::Bytes(start, end), Some(item)) =
+                    (&column.shape, raw, packed_wire(&column.kind))
+                {
+                    unpack(bytes, start, end, item, &mut self.items[c])?;
+                    continue;
+                }
+                if !fits(&column.kind, raw) {
                     return Err(format!(
                         "field {number} has wire type {wire}, not its type's"
                     ));
@@ -199,6 +223,9 @@ impl WireMessage {
                     (&self.columns[c].shape, raw)
                 {
                     self.parts[c].push((start, end));
+                }
+                if let Shape::List = self.columns[c].shape {
+                    self.items[c].push(raw);
                 }
                 self.seen[c] = Some(raw);
             }
@@ -219,6 +246,15 @@ impl WireMessage {
             let builder = builders[c].as_mut();
             match &column.shape {
                 Shape::Scalar => append(column, seen, bytes, builder)?,
+                Shape::List => {
+                    let b = downcast::<ListBuilder<Box<dyn ArrayBuilder>>>(builder)?;
+                    if present {
+                        for item in &self.items[c] {
+                            append(column, Some(*item), bytes, b.values().as_mut())?;
+                        }
+                    }
+                    b.append(true);
+                }
                 Shape::Message(inner) => {
                     let b = downcast::<StructBuilder>(builder)?;
                     inner.emit(bytes, b.field_builders_mut(), seen.is_some())?;
@@ -244,6 +280,43 @@ impl WireMessage {
             _ => 0,
         }
     }
+}
+
+/// The wire type of one item of a packed repeated field of `kind`; `None` for kinds that are
+/// never packed (strings, bytes, messages).
+fn packed_wire(kind: &Kind) -> Option<u8> {
+    match kind {
+        Kind::Int32
+        | Kind::Int64
+        | Kind::Uint32
+        | Kind::Uint64
+        | Kind::Sint32
+        | Kind::Sint64
+        | Kind::Bool
+        | Kind::Enum(_) => Some(0),
+        Kind::Double | Kind::Fixed64 | Kind::Sfixed64 => Some(1),
+        Kind::Float | Kind::Fixed32 | Kind::Sfixed32 => Some(5),
+        _ => None,
+    }
+}
+
+/// The items of a packed repeated field in `bytes[start..end]`, each of wire type `wire`.
+fn unpack(
+    bytes: &[u8],
+    mut at: usize,
+    end: usize,
+    wire: u8,
+    items: &mut Vec<Raw>,
+) -> Result<(), String> {
+    let bytes = &bytes[..end];
+    while at < end {
+        items.push(match wire {
+            0 => Raw::Varint(varint(bytes, &mut at)?),
+            1 => Raw::Fixed64(u64::from_le_bytes(take::<8>(bytes, &mut at)?)),
+            _ => Raw::Fixed32(u32::from_le_bytes(take::<4>(bytes, &mut at)?)),
+        });
+    }
+    Ok(())
 }
 
 /// A scanned `google.protobuf.Timestamp` in microseconds.
@@ -325,7 +398,8 @@ fn append(
         Kind::Double => put!(Float64Builder, |r| f64::from_bits(fixed64(r)), 0.0),
         Kind::Float => put!(Float32Builder, |r| f32::from_bits(fixed32(r)), 0.0),
         Kind::Int32 => put!(Int32Builder, |r| varint(r) as i32, 0),
-        Kind::Sint32 => put!(Int32Builder, |r| zigzag(varint(r)) as i32, 0),
+        // Truncated to 32 bits before the zigzag, as prost reads a sint32.
+        Kind::Sint32 => put!(Int32Builder, |r| zigzag32(varint(r) as u32), 0),
         Kind::Sfixed32 => put!(Int32Builder, |r| fixed32(r) as i32, 0),
         Kind::Int64 => put!(Int64Builder, |r| varint(r) as i64, 0),
         Kind::Sint64 => put!(Int64Builder, |r| zigzag(varint(r)), 0),
@@ -361,6 +435,10 @@ fn append(
         Kind::Message(_) => return Err("internal: a message field read as a scalar".into()),
     }
     Ok(())
+}
+
+fn zigzag32(v: u32) -> i32 {
+    ((v >> 1) as i32) ^ -((v & 1) as i32)
 }
 
 fn zigzag(v: u64) -> i64 {
@@ -661,16 +739,117 @@ message Outer {
     }
 
     #[test]
-    fn a_type_with_a_repeated_or_map_field_keeps_the_general_path() {
+    fn a_type_with_a_map_or_a_repeated_message_keeps_the_general_path() {
         let pool = super::super::protobuf::compile_source(
             "lists.proto",
             "syntax = \"proto3\"; message In { repeated int32 a = 1; } \
-             message Out { In in = 1; } message M { map<string, int32> m = 1; }",
+             message Out { repeated In in = 1; } message M { map<string, int32> m = 1; } \
+             message Deep { Out out = 1; }",
         )
         .unwrap();
-        for name in ["In", "Out", "M"] {
+        for name in ["Out", "M", "Deep"] {
             let message = pool.get_message_by_name(name).unwrap();
             assert!(super::WireMessage::new(&message).is_none(), "{name}");
         }
+        let scalars = pool.get_message_by_name("In").unwrap();
+        assert!(super::WireMessage::new(&scalars).is_some());
+    }
+
+    const LISTS: &str = r#"syntax = "proto3";
+message Lists {
+  repeated int32 i = 1; repeated string s = 2; repeated double d = 3; repeated sint64 z = 4;
+  repeated bool b = 5; repeated bytes by = 6; enum E { A = 0; B = 1; } repeated E e = 7;
+  repeated fixed32 f = 8; repeated int32 unpacked = 9 [packed = false]; Inner inner = 10;
+}
+message Inner { repeated uint64 u = 1; }"#;
+
+    fn lists(name: &str) -> MessageDescriptor {
+        let pool = super::super::protobuf::compile_source("lists.proto", LISTS).unwrap();
+        pool.get_message_by_name(name).unwrap()
+    }
+
+    fn list_of(number: u32) -> BoxedStrategy<Value> {
+        let items = |s: BoxedStrategy<Value>| {
+            proptest::collection::vec(s, 0..5)
+                .prop_map(Value::List)
+                .boxed()
+        };
+        match number {
+            1 | 9 => items(any::<i32>().prop_map(Value::I32).boxed()),
+            2 => items(".{0,6}".prop_map(Value::String).boxed()),
+            3 => items(any::<f64>().prop_map(Value::F64).boxed()),
+            4 => items(any::<i64>().prop_map(Value::I64).boxed()),
+            5 => items(any::<bool>().prop_map(Value::Bool).boxed()),
+            6 => items(
+                proptest::collection::vec(any::<u8>(), 0..6)
+                    .prop_map(|v| Value::Bytes(v.into()))
+                    .boxed(),
+            ),
+            7 => items(
+                prop_oneof![Just(0), Just(1), Just(9)]
+                    .prop_map(Value::EnumNumber)
+                    .boxed(),
+            ),
+            _ => items(any::<u32>().prop_map(Value::U32).boxed()),
+        }
+    }
+
+    /// A Lists message's bytes, twice over with `again` (repeated fields then concatenate).
+    fn lists_message() -> impl Strategy<Value = Vec<u8>> {
+        let one = || {
+            let fields: Vec<_> = (1..=9u32)
+                .map(|n| proptest::option::of(list_of(n)).prop_map(move |v| v.map(|v| (n, v))))
+                .collect();
+            let inner = proptest::option::of(proptest::collection::vec(any::<u64>(), 0..4));
+            (fields, inner).prop_map(|(fields, inner)| {
+                let mut m = DynamicMessage::new(lists("Lists"));
+                for (n, v) in fields.into_iter().flatten() {
+                    m.set_field_by_number(n, v);
+                }
+                if let Some(u) = inner {
+                    let mut i = DynamicMessage::new(lists("Inner"));
+                    i.set_field_by_number(1, Value::List(u.into_iter().map(Value::U64).collect()));
+                    m.set_field_by_number(10, Value::Message(i));
+                }
+                m.encode_to_vec()
+            })
+        };
+        (one(), proptest::option::of(one())).prop_map(|(mut first, again)| {
+            first.extend(again.unwrap_or_default());
+            first
+        })
+    }
+
+    proptest! {
+        /// Repeated scalars, packed and not, concatenated across occurrences and merged
+        /// messages, give the list columns prost-reflect's path gives.
+        #[test]
+        fn repeated_scalars_from_the_wire_match_dynamic_message(
+            messages in proptest::collection::vec(lists_message(), 1..6),
+        ) {
+            let (wire, general) = both_of(&lists("Lists"), &messages);
+            prop_assert!(wire.is_some() && general.is_some());
+            prop_assert_eq!(wire, general);
+        }
+
+        /// Arbitrary bytes against the repeated type: nothing accepted that prost-reflect refuses.
+        #[test]
+        fn list_bytes_prost_reflect_refuses_are_refused(
+            bytes in proptest::collection::vec(any::<u8>(), 0..48),
+        ) {
+            let (wire, general) = both_of(&lists("Lists"), &[bytes]);
+            if wire.is_some() {
+                prop_assert_eq!(wire, general);
+            }
+        }
+    }
+
+    #[test]
+    fn a_packable_field_written_unpacked_and_packed_reads_both_ways() {
+        // Lists.i (1): one item unpacked (varint 7), then two packed (3, 300).
+        let bytes = vec![0x08, 7, 0x0a, 3, 3, 0xac, 0x02];
+        let (wire, general) = both_of(&lists("Lists"), &[bytes]);
+        assert!(wire.is_some());
+        assert_eq!(wire, general);
     }
 }
