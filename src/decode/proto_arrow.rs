@@ -13,29 +13,32 @@ use arrow::datatypes::{DataType, Field, Fields, Int32Type, TimeUnit};
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value};
 use std::sync::Arc;
 
-/// Nesting deeper than this is taken for a recursive message, which has no Arrow schema.
-const MAX_DEPTH: usize = 32;
 pub(super) const TIMESTAMP: &str = "google.protobuf.Timestamp";
 
 /// The Arrow fields of a message's fields.
 pub fn fields(message: &MessageDescriptor) -> Result<Vec<Field>, String> {
-    fields_at(message, 0)
+    fields_at(message, &mut Vec::new())
 }
 
-fn fields_at(message: &MessageDescriptor, depth: usize) -> Result<Vec<Field>, String> {
-    if depth > MAX_DEPTH {
+/// `outer` holds the message types this one is nested in: a type found among them contains
+/// itself, which has no Arrow schema (and would be expanded without end).
+fn fields_at(message: &MessageDescriptor, outer: &mut Vec<String>) -> Result<Vec<Field>, String> {
+    if outer.iter().any(|name| name == message.full_name()) {
         return Err(format!(
-            "message {} nests deeper than {MAX_DEPTH} levels (a recursive message); it has no column form",
+            "message {} contains itself (a recursive message); it has no column form",
             message.full_name()
         ));
     }
-    message
+    outer.push(message.full_name().to_string());
+    let fields = message
         .fields()
-        .map(|f| Ok(Field::new(f.name(), field_type(&f, depth)?, true)))
-        .collect()
+        .map(|f| Ok(Field::new(f.name(), field_type(&f, outer)?, true)))
+        .collect();
+    outer.pop();
+    fields
 }
 
-fn field_type(field: &FieldDescriptor, depth: usize) -> Result<DataType, String> {
+fn field_type(field: &FieldDescriptor, outer: &mut Vec<String>) -> Result<DataType, String> {
     if field.is_map() {
         let Kind::Message(entry) = field.kind() else {
             return Err(format!(
@@ -45,13 +48,13 @@ fn field_type(field: &FieldDescriptor, depth: usize) -> Result<DataType, String>
         };
         let (key, value) = (entry.map_entry_key_field(), entry.map_entry_value_field());
         let entries = Fields::from(vec![
-            Field::new("key", kind_type(&key.kind(), depth + 1)?, false),
-            Field::new("value", kind_type(&value.kind(), depth + 1)?, true),
+            Field::new("key", kind_type(&key.kind(), outer)?, false),
+            Field::new("value", kind_type(&value.kind(), outer)?, true),
         ]);
         let entries = Field::new("entries", DataType::Struct(entries), false);
         return Ok(DataType::Map(Arc::new(entries), false));
     }
-    let item = kind_type(&field.kind(), depth)?;
+    let item = kind_type(&field.kind(), outer)?;
     Ok(if field.is_list() {
         DataType::List(Arc::new(Field::new("item", item, true)))
     } else {
@@ -59,7 +62,7 @@ fn field_type(field: &FieldDescriptor, depth: usize) -> Result<DataType, String>
     })
 }
 
-fn kind_type(kind: &Kind, depth: usize) -> Result<DataType, String> {
+fn kind_type(kind: &Kind, outer: &mut Vec<String>) -> Result<DataType, String> {
     Ok(match kind {
         Kind::Double => DataType::Float64,
         Kind::Float => DataType::Float32,
@@ -74,7 +77,7 @@ fn kind_type(kind: &Kind, depth: usize) -> Result<DataType, String> {
         Kind::Message(m) if m.full_name() == TIMESTAMP => {
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
         }
-        Kind::Message(m) => DataType::Struct(Fields::from(fields_at(m, depth + 1)?)),
+        Kind::Message(m) => DataType::Struct(Fields::from(fields_at(m, outer)?)),
     })
 }
 

@@ -1,9 +1,9 @@
 //! Protobuf messages read from the wire straight into their column builders, without a
 //! `DynamicMessage` per record: prost-reflect's message costs an allocation per field and a
 //! shared descriptor's reference count per access, most of Protobuf's decoding time. Scalar,
-//! string, bytes and enum fields, repeated ones of those (list columns), nested messages
-//! (struct columns) and `google.protobuf.Timestamp` are read here; a type with a map or a
-//! repeated message anywhere keeps the general path.
+//! string, bytes and enum fields, nested messages (struct columns),
+//! `google.protobuf.Timestamp` and repeated fields of all of these (list columns) are read
+//! here; a type with a map anywhere keeps the general path.
 
 use arrow::array::{
     ArrayBuilder, BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder,
@@ -14,14 +14,16 @@ use arrow::datatypes::Int32Type;
 use prost_reflect::{Kind, MessageDescriptor};
 use std::collections::HashMap;
 
-/// Deeper nesting is left to the general path (which refuses recursive types).
-const MAX_DEPTH: usize = 32;
-
 /// How one field's value becomes its column.
 enum Shape {
     Scalar,
     /// A repeated scalar: a list column, its items packed or one per occurrence.
     List,
+    /// Repeated messages (Timestamps with `timestamp`): a list column, an item per occurrence.
+    Messages {
+        inner: Box<WireMessage>,
+        timestamp: bool,
+    },
     /// A nested message: a struct column, read by the message's own reader.
     Message(Box<WireMessage>),
     /// `google.protobuf.Timestamp`: microseconds from its `seconds` and `nanos`.
@@ -67,13 +69,22 @@ pub struct WireMessage {
 impl WireMessage {
     /// The wire reader of `message`, or `None` when a field needs the general path.
     pub fn new(message: &MessageDescriptor) -> Option<WireMessage> {
-        WireMessage::at_depth(message, 0)
+        WireMessage::inside(message, &mut Vec::new())
     }
 
-    fn at_depth(message: &MessageDescriptor, depth: usize) -> Option<WireMessage> {
-        if depth > MAX_DEPTH {
+    /// `outer` holds the types this one is nested in; a recursive type is left to the
+    /// general path, which refuses it.
+    fn inside(message: &MessageDescriptor, outer: &mut Vec<String>) -> Option<WireMessage> {
+        if outer.iter().any(|name| name == message.full_name()) {
             return None;
         }
+        outer.push(message.full_name().to_string());
+        let reader = WireMessage::of_fields(message, outer);
+        outer.pop();
+        reader
+    }
+
+    fn of_fields(message: &MessageDescriptor, outer: &mut Vec<String>) -> Option<WireMessage> {
         let mut columns = Vec::new();
         let mut by_number = Vec::new();
         let mut sparse = HashMap::new();
@@ -82,12 +93,15 @@ impl WireMessage {
                 return None;
             }
             let shape = match field.kind() {
-                Kind::Message(_) if field.is_list() => return None,
+                Kind::Message(m) if field.is_list() => Shape::Messages {
+                    timestamp: m.full_name() == super::proto_arrow::TIMESTAMP,
+                    inner: Box::new(WireMessage::inside(&m, outer)?),
+                },
                 _ if field.is_list() => Shape::List,
                 Kind::Message(m) if m.full_name() == super::proto_arrow::TIMESTAMP => {
-                    Shape::Timestamp(Box::new(WireMessage::at_depth(&m, depth + 1)?))
+                    Shape::Timestamp(Box::new(WireMessage::inside(&m, outer)?))
                 }
-                Kind::Message(m) => Shape::Message(Box::new(WireMessage::at_depth(&m, depth + 1)?)),
+                Kind::Message(m) => Shape::Message(Box::new(WireMessage::inside(&m, outer)?)),
                 _ => Shape::Scalar,
             };
             let (names, default_name) = match field.kind() {
@@ -162,6 +176,16 @@ impl WireMessage {
                         }
                     }
                 }
+                (Shape::Messages { inner, timestamp }, _) => {
+                    for item in &self.items[c] {
+                        if let Raw::Bytes(start, end) = *item {
+                            inner.scan(bytes, &[(start, end)])?;
+                            if *timestamp {
+                                timestamp_micros(inner)?;
+                            }
+                        }
+                    }
+                }
                 (Shape::Message(inner), Some(_)) => inner.scan(bytes, &self.parts[c])?,
                 (Shape::Timestamp(inner), Some(_)) => {
                     inner.scan(bytes, &self.parts[c])?;
@@ -224,7 +248,7 @@ impl WireMessage {
                 {
                     self.parts[c].push((start, end));
                 }
-                if let Shape::List = self.columns[c].shape {
+                if let Shape::List | Shape::Messages { .. } = self.columns[c].shape {
                     self.items[c].push(raw);
                 }
                 self.seen[c] = Some(raw);
@@ -236,21 +260,41 @@ impl WireMessage {
     /// Appends the message last scanned, or (`present` false) an absent one: nulls, and the
     /// defaults of fields without presence, as prost-reflect's empty message holds.
     fn emit(
-        &self,
+        &mut self,
         bytes: &[u8],
         builders: &mut [Box<dyn ArrayBuilder>],
         present: bool,
     ) -> Result<(), String> {
-        for (c, column) in self.columns.iter().enumerate() {
+        for (c, column) in self.columns.iter_mut().enumerate() {
             let seen = if present { self.seen[c] } else { None };
             let builder = builders[c].as_mut();
-            match &column.shape {
+            match &mut column.shape {
                 Shape::Scalar => append(column, seen, bytes, builder)?,
                 Shape::List => {
                     let b = downcast::<ListBuilder<Box<dyn ArrayBuilder>>>(builder)?;
                     if present {
                         for item in &self.items[c] {
                             append(column, Some(*item), bytes, b.values().as_mut())?;
+                        }
+                    }
+                    b.append(true);
+                }
+                Shape::Messages { inner, timestamp } => {
+                    let b = downcast::<ListBuilder<Box<dyn ArrayBuilder>>>(builder)?;
+                    let items = if present { &self.items[c][..] } else { &[] };
+                    for item in items {
+                        let Raw::Bytes(start, end) = *item else {
+                            continue;
+                        };
+                        // Each item is a message of its own, read again here (scan checked it).
+                        inner.scan(bytes, &[(start, end)])?;
+                        if *timestamp {
+                            let t = downcast::<TimestampMicrosecondBuilder>(b.values().as_mut())?;
+                            t.append_value(timestamp_micros(inner)?);
+                        } else {
+                            let item = downcast::<StructBuilder>(b.values().as_mut())?;
+                            inner.emit(bytes, item.field_builders_mut(), true)?;
+                            item.append(true);
                         }
                     }
                     b.append(true);
@@ -739,27 +783,46 @@ message Outer {
     }
 
     #[test]
-    fn a_type_with_a_map_or_a_repeated_message_keeps_the_general_path() {
+    fn a_type_with_a_map_anywhere_keeps_the_general_path() {
         let pool = super::super::protobuf::compile_source(
-            "lists.proto",
-            "syntax = \"proto3\"; message In { repeated int32 a = 1; } \
-             message Out { repeated In in = 1; } message M { map<string, int32> m = 1; } \
-             message Deep { Out out = 1; }",
+            "maps.proto",
+            "syntax = \"proto3\"; message M { map<string, int32> m = 1; } \
+             message Out { repeated M ms = 1; } message Deep { Out out = 1; } \
+             message In { repeated int32 a = 1; repeated In more = 2; }",
         )
         .unwrap();
-        for name in ["Out", "M", "Deep"] {
+        for name in ["M", "Out", "Deep"] {
             let message = pool.get_message_by_name(name).unwrap();
             assert!(super::WireMessage::new(&message).is_none(), "{name}");
         }
-        let scalars = pool.get_message_by_name("In").unwrap();
-        assert!(super::WireMessage::new(&scalars).is_some());
+        let lists = pool.get_message_by_name("In");
+        assert!(
+            lists.and_then(|m| super::WireMessage::new(&m)).is_none(),
+            "recursive"
+        );
+    }
+
+    #[test]
+    fn a_type_that_contains_itself_twice_is_refused_at_once_on_both_paths() {
+        // Expanded level by level, two self references would double at every level.
+        let pool = super::super::protobuf::compile_source(
+            "tree.proto",
+            "syntax = \"proto3\"; message Tree { Tree left = 1; repeated Tree right = 2; }",
+        )
+        .unwrap();
+        let tree = pool.get_message_by_name("Tree").unwrap();
+        assert!(super::WireMessage::new(&tree).is_none());
+        let refused = super::super::proto_arrow::fields(&tree).unwrap_err();
+        assert!(refused.contains("Tree contains itself"), "{refused}");
     }
 
     const LISTS: &str = r#"syntax = "proto3";
+import "google/protobuf/timestamp.proto";
 message Lists {
   repeated int32 i = 1; repeated string s = 2; repeated double d = 3; repeated sint64 z = 4;
   repeated bool b = 5; repeated bytes by = 6; enum E { A = 0; B = 1; } repeated E e = 7;
   repeated fixed32 f = 8; repeated int32 unpacked = 9 [packed = false]; Inner inner = 10;
+  repeated Inner items = 11; repeated google.protobuf.Timestamp times = 12;
 }
 message Inner { repeated uint64 u = 1; }"#;
 
@@ -801,7 +864,13 @@ message Inner { repeated uint64 u = 1; }"#;
                 .map(|n| proptest::option::of(list_of(n)).prop_map(move |v| v.map(|v| (n, v))))
                 .collect();
             let inner = proptest::option::of(proptest::collection::vec(any::<u64>(), 0..4));
-            (fields, inner).prop_map(|(fields, inner)| {
+            let items =
+                proptest::collection::vec(proptest::collection::vec(any::<u64>(), 0..3), 0..3);
+            let times = proptest::collection::vec(
+                (-1_000_000_000i64..4_000_000_000, 0..1_000_000_000i32),
+                0..3,
+            );
+            (fields, inner, items, times).prop_map(|(fields, inner, items, times)| {
                 let mut m = DynamicMessage::new(lists("Lists"));
                 for (n, v) in fields.into_iter().flatten() {
                     m.set_field_by_number(n, v);
@@ -811,6 +880,21 @@ message Inner { repeated uint64 u = 1; }"#;
                     i.set_field_by_number(1, Value::List(u.into_iter().map(Value::U64).collect()));
                     m.set_field_by_number(10, Value::Message(i));
                 }
+                let inner = |u: Vec<u64>| {
+                    let mut i = DynamicMessage::new(lists("Inner"));
+                    i.set_field_by_number(1, Value::List(u.into_iter().map(Value::U64).collect()));
+                    Value::Message(i)
+                };
+                m.set_field_by_number(11, Value::List(items.into_iter().map(inner).collect()));
+                let at = lists("Lists").get_field(12).unwrap();
+                let stamp = at.kind().as_message().unwrap().clone();
+                let time = |(seconds, nanos): (i64, i32)| {
+                    let mut t = DynamicMessage::new(stamp.clone());
+                    t.set_field_by_number(1, Value::I64(seconds));
+                    t.set_field_by_number(2, Value::I32(nanos));
+                    Value::Message(t)
+                };
+                m.set_field_by_number(12, Value::List(times.into_iter().map(time).collect()));
                 m.encode_to_vec()
             })
         };
