@@ -162,18 +162,10 @@ impl WireMessage {
         }
         for (c, column) in self.columns.iter_mut().enumerate() {
             match (&mut column.shape, self.seen[c]) {
-                (Shape::Scalar, Some(Raw::Bytes(start, end))) if column.kind == Kind::String => {
-                    std::str::from_utf8(&bytes[start..end]).map_err(|_| {
-                        "invalid string value: data is not UTF-8 encoded".to_string()
-                    })?;
-                }
+                (Shape::Scalar, Some(raw)) if column.kind == Kind::String => utf8(bytes, raw)?,
                 (Shape::List, _) if column.kind == Kind::String => {
                     for item in &self.items[c] {
-                        if let Raw::Bytes(start, end) = *item {
-                            std::str::from_utf8(&bytes[start..end]).map_err(|_| {
-                                "invalid string value: data is not UTF-8 encoded".to_string()
-                            })?;
-                        }
+                        utf8(bytes, *item)?;
                     }
                 }
                 (Shape::Messages { inner, timestamp }, _) => {
@@ -244,11 +236,11 @@ impl WireMessage {
                     ));
                 }
                 if let (Shape::Message(_) | Shape::Timestamp(_), Raw::Bytes(start, end)) =
-                    (&self.columns[c].shape, raw)
+                    (&column.shape, raw)
                 {
                     self.parts[c].push((start, end));
                 }
-                if let Shape::List | Shape::Messages { .. } = self.columns[c].shape {
+                if let Shape::List | Shape::Messages { .. } = column.shape {
                     self.items[c].push(raw);
                 }
                 self.seen[c] = Some(raw);
@@ -323,6 +315,16 @@ impl WireMessage {
             Some(Raw::Varint(v)) => v,
             _ => 0,
         }
+    }
+}
+
+/// Checks that a string field's bytes are UTF-8 text, as prost does.
+fn utf8(bytes: &[u8], raw: Raw) -> Result<(), String> {
+    match raw {
+        Raw::Bytes(start, end) => std::str::from_utf8(&bytes[start..end])
+            .map(|_| ())
+            .map_err(|_| "invalid string value: data is not UTF-8 encoded".to_string()),
+        _ => Ok(()),
     }
 }
 
@@ -758,19 +760,6 @@ message Outer {
         })
     }
 
-    proptest! {
-        /// Nested messages, Timestamps and merged occurrences give the columns prost-reflect's
-        /// path gives.
-        #[test]
-        fn nested_messages_from_the_wire_match_dynamic_message(
-            messages in proptest::collection::vec(outer(), 1..6),
-        ) {
-            let (wire, general) = both_of(&nested("Outer"), &messages);
-            prop_assert!(wire.is_some() && general.is_some());
-            prop_assert_eq!(wire, general);
-        }
-    }
-
     #[test]
     fn a_timestamp_past_64_bits_of_microseconds_is_refused_on_both_paths() {
         // Outer.at (field 3) holding seconds = i64::MAX.
@@ -902,10 +891,21 @@ message Inner { repeated uint64 u = 1; }"#;
     }
 
     proptest! {
-        /// Repeated scalars, packed and not, concatenated across occurrences and merged
-        /// messages, give the list columns prost-reflect's path gives.
+        /// Nested messages, Timestamps and merged occurrences give the columns prost-reflect's
+        /// path gives.
         #[test]
-        fn repeated_scalars_from_the_wire_match_dynamic_message(
+        fn nested_messages_from_the_wire_match_dynamic_message(
+            messages in proptest::collection::vec(outer(), 1..6),
+        ) {
+            let (wire, general) = both_of(&nested("Outer"), &messages);
+            prop_assert!(wire.is_some() && general.is_some());
+            prop_assert_eq!(wire, general);
+        }
+
+        /// Repeated fields (scalars packed and not, messages, Timestamps), concatenated across
+        /// occurrences and merged messages, give the list columns prost-reflect's path gives.
+        #[test]
+        fn repeated_fields_from_the_wire_match_dynamic_message(
             messages in proptest::collection::vec(lists_message(), 1..6),
         ) {
             let (wire, general) = both_of(&lists("Lists"), &messages);
