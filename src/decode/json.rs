@@ -1,7 +1,9 @@
-//! JSON objects to typed columns with arrow-json. The schema is inferred once, then reused in
+//! JSON objects to typed columns, read directly (`json_text`) or, for types that reader does
+//! not cover, with arrow-json. The schema is inferred once, then reused in
 //! strict mode; a batch that does not fit (a new field, another type) is inferred again and the
 //! schemas merged, which makes the writer start a new file. Nothing is dropped on the way.
 
+use super::json_text::{JsonColumns, Refusal};
 use super::{PayloadError, PayloadResult, Piece};
 use arrow::array::{Array, ArrayRef, BinaryArray};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -134,8 +136,36 @@ fn infer(values: &BinaryArray, current: Option<&Schema>) -> Result<Schema, Paylo
         .map_err(|e| PayloadError::Batch(format!("cannot infer a schema: {e}")))
 }
 
-/// Decodes every record (a null payload becomes a row of nulls) with the given schema.
-fn decode_with(schema: &SchemaRef, values: &BinaryArray) -> Result<Vec<ArrayRef>, PayloadError> {
+/// Decodes every record (a null payload becomes a row of nulls) with the given schema: read
+/// directly when its types allow, with arrow-json otherwise.
+pub(super) fn decode_with(
+    schema: &SchemaRef,
+    values: &BinaryArray,
+) -> Result<Vec<ArrayRef>, PayloadError> {
+    let offsets = values.value_offsets();
+    let bytes = match (offsets.first(), offsets.last()) {
+        (Some(first), Some(last)) => usize::try_from(last - first).unwrap_or(0),
+        _ => 0,
+    };
+    if let Some(mut columns) = JsonColumns::new(schema, values.len(), bytes) {
+        match (0..values.len()).try_for_each(|index| {
+            let record = (!values.is_null(index)).then(|| values.value(index));
+            columns.append(record).map_err(|refusal| (index, refusal))
+        }) {
+            Ok(()) => return columns.finish().map_err(PayloadError::Batch),
+            Err((index, Refusal::Record(reason))) => {
+                return Err(PayloadError::Record { index, reason });
+            }
+            Err((_, Refusal::Undecided)) => {}
+        }
+    }
+    decode_arrow_json(schema, values)
+}
+
+pub(super) fn decode_arrow_json(
+    schema: &SchemaRef,
+    values: &BinaryArray,
+) -> Result<Vec<ArrayRef>, PayloadError> {
     let rows = values.len();
     let mut decoder = ReaderBuilder::new(schema.clone())
         .with_batch_size(rows.max(1))

@@ -5,6 +5,7 @@
 mod avro;
 mod dead_letter;
 mod json;
+mod json_text;
 mod keys;
 mod metadata;
 mod proto_arrow;

@@ -74,6 +74,18 @@ fn a_conflicting_type_starts_a_new_schema_instead_of_dropping_values() {
 }
 
 #[test]
+fn a_fraction_in_an_integer_column_widens_it_instead_of_truncating() {
+    use arrow::array::AsArray;
+    let mut d = json_decoder();
+    rows(&mut d, &raw(&[Some(r#"{"a": 1}"#)]));
+    let changed = rows(&mut d, &raw(&[Some(r#"{"a": 1.5}"#), Some(r#"{"a": 2}"#)]));
+    assert_eq!(payload_fields(&changed), ["a:Float64"]);
+    let a = changed.column_by_name("a").unwrap();
+    let a = a.as_primitive::<arrow::datatypes::Float64Type>();
+    assert_eq!(a.values().to_vec(), [1.5, 2.0]);
+}
+
+#[test]
 fn a_bad_record_is_named_by_offset_when_failing_fast() {
     let mut d = fail_fast_json_decoder();
     let e = d
