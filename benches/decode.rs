@@ -1,7 +1,8 @@
 //! Decode throughput on one core for a realistic 20-field record: `cargo bench --bench decode`.
 //!
 //! Builds DECODE_RECORDS (default 200,000) records once per format, then times runner's decoder
-//! (RawBatch of 8,192 records to an Arrow RecordBatch with metadata columns) for JSON, Avro
+//! (RawBatch of 8,192 records to an Arrow RecordBatch with metadata columns) for JSON (and
+//! arrow-json's decoder alone, which read every JSON record before), Avro
 //! (arrow-avro, Schema Registry framing) and Protobuf (unframed: the 20-field message, and the
 //! seeds' `bank.Transaction` with its nested Timestamp), plus apache-avro decoding the same Avro
 //! bodies into its generic values, for comparison.
@@ -80,6 +81,11 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // One core: the decoders spread a batch's chunks over rayon's threads.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build_global()
+        .unwrap();
     let n: usize = std::env::var("DECODE_RECORDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -97,12 +103,40 @@ fn main() {
     let proto_values: Vec<Vec<u8>> = (0..n).map(|i| values.encode("protobuf", i)).collect();
 
     let json_raw = batches(&json_values);
-    time("json (arrow-json)", &json_values, || {
+    time("json", &json_values, || {
         decode_all(
             serde_json::json!({"topic": "b", "format": "json"}),
             None,
             &json_raw,
         )
+    });
+    // The build before read every record with arrow-json; its decoder alone, for comparison.
+    let schema = {
+        let mut d = runner::decode::Decoder::new(
+            &serde_json::from_value(serde_json::json!({"topic": "b", "format": "json"})).unwrap(),
+            None,
+        );
+        d.decode(&json_raw[0]).unwrap().rows[0].schema()
+    };
+    let payload = Arc::new(arrow::datatypes::Schema::new(
+        schema.fields()[runner::decode::METADATA_COLUMNS.len()..].to_vec(),
+    ));
+    time("json (arrow-json alone, no metadata)", &json_values, || {
+        json_raw
+            .iter()
+            .map(|b| {
+                let mut decoder = arrow::json::ReaderBuilder::new(payload.clone())
+                    .with_batch_size(BATCH)
+                    .with_strict_mode(true)
+                    .build_decoder()
+                    .unwrap();
+                for v in b.values.iter().flatten() {
+                    decoder.decode(v).unwrap();
+                    decoder.decode(b"\n").unwrap();
+                }
+                decoder.flush().unwrap().unwrap().num_rows()
+            })
+            .sum()
     });
     let avro_raw = batches(&avro_values);
     time("avro (arrow-avro, framed)", &avro_values, || {
@@ -147,4 +181,39 @@ fn main() {
             &tx_raw,
         )
     });
+    // A type with a map of strings (labels), as event schemas often carry.
+    std::fs::write(
+        dir.path().join("tagged.proto"),
+        "syntax = \"proto3\"; message Tagged { string id = 1; int64 at = 2; \
+         map<string, string> labels = 3; }",
+    )
+    .unwrap();
+    let tagged: Vec<Vec<u8>> = (0..n).map(tagged_message).collect();
+    let tagged_raw = batches(&tagged);
+    let tagged_file = dir.path().join("tagged.proto");
+    time("protobuf, map<string, string>", &tagged, || {
+        decode_all(
+            serde_json::json!({"topic": "b", "format": "protobuf", "schema_file": tagged_file, "message": "Tagged"}),
+            None,
+            &tagged_raw,
+        )
+    });
+}
+
+/// A Tagged message: an id, a time and three labels, written by hand (fields 1, 2, 3).
+fn tagged_message(i: usize) -> Vec<u8> {
+    let field =
+        |number: u8, body: &[u8]| [&[(number << 3) | 2, body.len() as u8][..], body].concat();
+    let mut out = field(1, format!("evt-{i:08}").as_bytes());
+    out.push(2 << 3);
+    prost::encoding::encode_varint(1_795_384_800_000 + i as u64, &mut out);
+    for (k, v) in [("region", "eu-west"), ("tier", "gold"), ("source", "web")] {
+        let entry = [
+            field(1, k.as_bytes()),
+            field(2, format!("{v}-{}", i % 7).as_bytes()),
+        ]
+        .concat();
+        out.extend(field(3, &entry));
+    }
+    out
 }

@@ -2,12 +2,12 @@
 //! `DynamicMessage` per record: prost-reflect's message costs an allocation per field and a
 //! shared descriptor's reference count per access, most of Protobuf's decoding time. Scalar,
 //! string, bytes and enum fields, nested messages (struct columns),
-//! `google.protobuf.Timestamp` and repeated fields of all of these (list columns) are read
-//! here; a type with a map anywhere keeps the general path.
+//! `google.protobuf.Timestamp`, repeated fields of all of these (list columns) and maps of
+//! scalar values are read here; a type with a map of messages keeps the general path.
 
 use arrow::array::{
     ArrayBuilder, BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder,
-    Int64Builder, ListBuilder, StringBuilder, StringDictionaryBuilder, StructBuilder,
+    Int64Builder, ListBuilder, MapBuilder, StringBuilder, StringDictionaryBuilder, StructBuilder,
     TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow::datatypes::Int32Type;
@@ -28,6 +28,9 @@ enum Shape {
     Message(Box<WireMessage>),
     /// `google.protobuf.Timestamp`: microseconds from its `seconds` and `nanos`.
     Timestamp(Box<WireMessage>),
+    /// A map of scalar values: its entries (messages with the key in field 1, the value in
+    /// field 2) read by the entry's reader.
+    Map(Box<WireMessage>),
 }
 
 /// How one field is read and where it goes.
@@ -89,10 +92,8 @@ impl WireMessage {
         let mut by_number = Vec::new();
         let mut sparse = HashMap::new();
         for (index, field) in message.fields().enumerate() {
-            if field.is_map() {
-                return None;
-            }
             let shape = match field.kind() {
+                Kind::Message(entry) if field.is_map() => Shape::Map(Box::new(map_entry(&entry)?)),
                 Kind::Message(m) if field.is_list() => Shape::Messages {
                     timestamp: m.full_name() == super::proto_arrow::TIMESTAMP,
                     inner: Box::new(WireMessage::inside(&m, outer)?),
@@ -178,6 +179,13 @@ impl WireMessage {
                         }
                     }
                 }
+                (Shape::Map(entry), _) => {
+                    for item in &self.items[c] {
+                        if let Raw::Bytes(start, end) = *item {
+                            entry.scan(bytes, &[(start, end)])?;
+                        }
+                    }
+                }
                 (Shape::Message(inner), Some(_)) => inner.scan(bytes, &self.parts[c])?,
                 (Shape::Timestamp(inner), Some(_)) => {
                     inner.scan(bytes, &self.parts[c])?;
@@ -240,7 +248,7 @@ impl WireMessage {
                 {
                     self.parts[c].push((start, end));
                 }
-                if let Shape::List | Shape::Messages { .. } = column.shape {
+                if let Shape::List | Shape::Messages { .. } | Shape::Map(_) = column.shape {
                     self.items[c].push(raw);
                 }
                 self.seen[c] = Some(raw);
@@ -291,6 +299,10 @@ impl WireMessage {
                     }
                     b.append(true);
                 }
+                Shape::Map(entry) => {
+                    let items = if present { &self.items[c][..] } else { &[] };
+                    append_map(entry, items, bytes, builder)?;
+                }
                 Shape::Message(inner) => {
                     let b = downcast::<StructBuilder>(builder)?;
                     inner.emit(bytes, b.field_builders_mut(), seen.is_some())?;
@@ -316,6 +328,98 @@ impl WireMessage {
             _ => 0,
         }
     }
+}
+
+/// The reader of a map's entry message, when its value is a scalar. The value is the type's
+/// default when the entry has none, as in every parser (a proto2 entry too).
+fn map_entry(entry: &MessageDescriptor) -> Option<WireMessage> {
+    let value = entry.map_entry_value_field();
+    if matches!(value.kind(), Kind::Message(_)) {
+        return None;
+    }
+    let mut reader = WireMessage::of_fields(entry, &mut Vec::new())?;
+    for column in &mut reader.columns {
+        column.presence = false;
+    }
+    Some(reader)
+}
+
+/// Appends a map: its entries with one per key (the last one written wins) in key order, as
+/// the general path appends the map prost-reflect reads.
+fn append_map(
+    entry: &mut WireMessage,
+    items: &[Raw],
+    bytes: &[u8],
+    builder: &mut dyn ArrayBuilder,
+) -> Result<(), String> {
+    let b = downcast::<MapBuilder<Box<dyn ArrayBuilder>, Box<dyn ArrayBuilder>>>(builder)?;
+    let column = |number: usize| entry.by_number.get(number).copied().flatten();
+    let (Some(k), Some(v)) = (column(1), column(2)) else {
+        return Err("internal: a map entry without its key or value field".into());
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    for item in items {
+        let Raw::Bytes(start, end) = *item else {
+            continue;
+        };
+        entry.scan(bytes, &[(start, end)])?;
+        let (key, value) = (entry.seen[k], entry.seen[v]);
+        entries.push((map_key(&entry.columns[k].kind, key, bytes)?, key, value));
+    }
+    // A stable sort keeps the entries of one key in the order written: the last one wins.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (i, (sort_key, key, value)) in entries.iter().enumerate() {
+        if entries.get(i + 1).is_some_and(|next| next.0 == *sort_key) {
+            continue;
+        }
+        append(&entry.columns[k], *key, bytes, b.keys().as_mut())?;
+        append(&entry.columns[v], *value, bytes, b.values().as_mut())?;
+    }
+    b.append(true).map_err(|e| e.to_string())
+}
+
+/// A map key, ordered as prost-reflect's `MapKey` (all keys of a map have one type; strings
+/// compare as their UTF-8 bytes, as `String` does); an absent key is the type's default.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum Key<'a> {
+    Bool(bool),
+    Signed(i64),
+    Unsigned(u64),
+    Text(&'a [u8]),
+}
+
+fn map_key<'a>(kind: &Kind, raw: Option<Raw>, bytes: &'a [u8]) -> Result<Key<'a>, String> {
+    let varint = match raw {
+        Some(Raw::Varint(v)) => v,
+        _ => 0,
+    };
+    let fixed32 = match raw {
+        Some(Raw::Fixed32(v)) => v,
+        _ => 0,
+    };
+    let fixed64 = match raw {
+        Some(Raw::Fixed64(v)) => v,
+        _ => 0,
+    };
+    Ok(match kind {
+        Kind::Int32 => Key::Signed(i64::from(varint as i32)),
+        Kind::Sint32 => Key::Signed(i64::from(zigzag32(varint as u32))),
+        Kind::Sfixed32 => Key::Signed(i64::from(fixed32 as i32)),
+        Kind::Int64 => Key::Signed(varint as i64),
+        Kind::Sint64 => Key::Signed(zigzag(varint)),
+        Kind::Sfixed64 => Key::Signed(fixed64 as i64),
+        Kind::Uint32 => Key::Unsigned(u64::from(varint as u32)),
+        Kind::Fixed32 => Key::Unsigned(u64::from(fixed32)),
+        Kind::Uint64 => Key::Unsigned(varint),
+        Kind::Fixed64 => Key::Unsigned(fixed64),
+        Kind::Bool => Key::Bool(varint != 0),
+        // Checked as UTF-8 when the entry was scanned.
+        Kind::String => Key::Text(match raw {
+            Some(Raw::Bytes(start, end)) => &bytes[start..end],
+            _ => &[],
+        }),
+        other => return Err(format!("a map key of type {other:?}")),
+    })
 }
 
 /// Checks that a string field's bytes are UTF-8 text, as prost does.
@@ -772,23 +876,156 @@ message Outer {
     }
 
     #[test]
-    fn a_type_with_a_map_anywhere_keeps_the_general_path() {
+    fn a_map_of_messages_keeps_the_general_path() {
         let pool = super::super::protobuf::compile_source(
             "maps.proto",
-            "syntax = \"proto3\"; message M { map<string, int32> m = 1; } \
-             message Out { repeated M ms = 1; } message Deep { Out out = 1; } \
+            "syntax = \"proto3\"; message V { int32 v = 1; } \
+             message M { map<string, V> m = 1; } message Out { repeated M ms = 1; } \
+             message Scalars { map<string, int32> m = 1; } \
              message In { repeated int32 a = 1; repeated In more = 2; }",
         )
         .unwrap();
-        for name in ["M", "Out", "Deep"] {
+        for name in ["M", "Out"] {
             let message = pool.get_message_by_name(name).unwrap();
             assert!(super::WireMessage::new(&message).is_none(), "{name}");
         }
+        let scalars = pool.get_message_by_name("Scalars").unwrap();
+        assert!(super::WireMessage::new(&scalars).is_some());
         let lists = pool.get_message_by_name("In");
         assert!(
             lists.and_then(|m| super::WireMessage::new(&m)).is_none(),
             "recursive"
         );
+    }
+
+    const MAPS: &str = r#"syntax = "proto3";
+message Maps {
+  map<string, int32> counts = 1; map<int64, string> names = 2; enum E { A = 0; B = 1; }
+  map<bool, E> flags = 3; map<sint32, bytes> blobs = 4; map<fixed64, double> values = 5;
+  string id = 6; Inner inner = 7;
+}
+message Inner { map<uint32, sfixed64> m = 1; }"#;
+
+    fn maps() -> MessageDescriptor {
+        let pool = super::super::protobuf::compile_source("maps.proto", MAPS).unwrap();
+        pool.get_message_by_name("Maps").unwrap()
+    }
+
+    /// One map entry's bytes as field `number` of its message, key and value of the types of
+    /// Maps' field `types` (6: Inner's map): each maybe missing, in either order.
+    fn entry(number: u32, types: u32) -> impl Strategy<Value = Vec<u8>> {
+        use prost::encoding::{WireType, encode_key, encode_varint};
+        let varint_field = |n: u32, v: u64| {
+            let mut b = Vec::new();
+            encode_key(n, WireType::Varint, &mut b);
+            encode_varint(v, &mut b);
+            b
+        };
+        let bytes_field = |n: u32, v: &[u8]| {
+            let mut b = Vec::new();
+            encode_key(n, WireType::LengthDelimited, &mut b);
+            encode_varint(v.len() as u64, &mut b);
+            b.extend_from_slice(v);
+            b
+        };
+        let fixed64_field = |n: u32, v: u64| {
+            let mut b = Vec::new();
+            encode_key(n, WireType::SixtyFourBit, &mut b);
+            b.extend_from_slice(&v.to_le_bytes());
+            b
+        };
+        // Few distinct keys, so that keys repeat.
+        let key = move |n: u32| -> BoxedStrategy<Vec<u8>> {
+            match n {
+                1 => prop_oneof![Just("a"), Just("b"), Just("é")]
+                    .prop_map(move |k| bytes_field(1, k.as_bytes()))
+                    .boxed(),
+                2 => (-2i64..3)
+                    .prop_map(move |k| varint_field(1, k as u64))
+                    .boxed(),
+                3 => any::<bool>()
+                    .prop_map(move |k| varint_field(1, k as u64))
+                    .boxed(),
+                4 => (-2i64..3)
+                    .prop_map(move |k| varint_field(1, ((k << 1) ^ (k >> 63)) as u64))
+                    .boxed(),
+                5 => (0u64..3).prop_map(move |k| fixed64_field(1, k)).boxed(),
+                _ => (0u64..3).prop_map(move |k| varint_field(1, k)).boxed(),
+            }
+        };
+        let value = move |n: u32| -> BoxedStrategy<Vec<u8>> {
+            match n {
+                1 => any::<i32>()
+                    .prop_map(move |v| varint_field(2, v as i64 as u64))
+                    .boxed(),
+                2 => ".{0,4}"
+                    .prop_map(move |v: String| bytes_field(2, v.as_bytes()))
+                    .boxed(),
+                3 => prop_oneof![Just(0u64), Just(1), Just(7)]
+                    .prop_map(move |v| varint_field(2, v))
+                    .boxed(),
+                4 => proptest::collection::vec(any::<u8>(), 0..4)
+                    .prop_map(move |v| bytes_field(2, &v))
+                    .boxed(),
+                5 => any::<f64>()
+                    .prop_map(move |v| fixed64_field(2, v.to_bits()))
+                    .boxed(),
+                _ => any::<i64>()
+                    .prop_map(move |v| fixed64_field(2, v as u64))
+                    .boxed(),
+            }
+        };
+        (
+            proptest::option::of(key(types)),
+            proptest::option::of(value(types)),
+            any::<bool>(),
+        )
+            .prop_map(move |(k, v, value_first)| {
+                let (k, v) = (k.unwrap_or_default(), v.unwrap_or_default());
+                let body = if value_first {
+                    [v, k].concat()
+                } else {
+                    [k, v].concat()
+                };
+                bytes_field(number, &body)
+            })
+    }
+
+    /// A Maps message's bytes: entries of every map in any order, keys repeated, and
+    /// sometimes an Inner message with a map of its own.
+    fn maps_message() -> impl Strategy<Value = Vec<u8>> {
+        let entries = prop_oneof![
+            entry(1, 1),
+            entry(2, 2),
+            entry(3, 3),
+            entry(4, 4),
+            entry(5, 5)
+        ];
+        let inner = proptest::option::of(proptest::collection::vec(entry(1, 6), 0..4));
+        (proptest::collection::vec(entries, 0..8), inner).prop_map(|(entries, inner)| {
+            let mut bytes = entries.concat();
+            bytes.extend([0x32, 1, b'x']);
+            if let Some(inner) = inner {
+                let inner = inner.concat();
+                bytes.push(0x3a);
+                prost::encoding::encode_varint(inner.len() as u64, &mut bytes);
+                bytes.extend(inner);
+            }
+            bytes
+        })
+    }
+
+    proptest! {
+        /// Maps of scalars, keys repeated (the last entry wins) and entries missing their key
+        /// or value, give the map columns prost-reflect's path gives.
+        #[test]
+        fn maps_from_the_wire_match_dynamic_message(
+            messages in proptest::collection::vec(maps_message(), 1..6),
+        ) {
+            let (wire, general) = both_of(&maps(), &messages);
+            prop_assert!(wire.is_some() && general.is_some());
+            prop_assert_eq!(wire, general);
+        }
     }
 
     #[test]
