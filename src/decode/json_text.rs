@@ -40,12 +40,12 @@ impl JsonColumns {
     /// Builders for `rows` records of `bytes` in all, or None when a type of `schema` is not
     /// one this reader covers.
     pub fn new(schema: &Schema, rows: usize, bytes: usize) -> Option<JsonColumns> {
-        // The strings' bytes are some of the records' bytes: shared out, they are reserved
-        // once instead of growing by copies.
+        // The strings' bytes are some of the records' bytes: shared out (up to 16 a row), they
+        // are reserved once instead of growing by copies, and cut to size when finished.
         let texts = text_columns(schema.fields()).max(1);
         let size = Size {
             rows,
-            text: (bytes / texts).min(rows * 16),
+            text: (bytes / texts).min(rows.saturating_mul(16)),
         };
         Some(JsonColumns {
             root: Object::of(schema.fields(), size)?,
