@@ -460,7 +460,7 @@ impl<'a> Reader<'a> {
     }
 
     fn literal(&mut self, word: &str) -> Result<(), Refusal> {
-        if self.text[self.at..].starts_with(word) {
+        if self.rest().starts_with(word.as_bytes()) {
             self.at += word.len();
             Ok(())
         } else {
