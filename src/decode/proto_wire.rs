@@ -55,6 +55,30 @@ enum Raw {
     Bytes(usize, usize),
 }
 
+impl Raw {
+    /// The value as a varint, or 0 when it was written otherwise (checked by `fits`).
+    fn varint(self) -> u64 {
+        match self {
+            Raw::Varint(v) => v,
+            _ => 0,
+        }
+    }
+
+    fn fixed64(self) -> u64 {
+        match self {
+            Raw::Fixed64(v) => v,
+            _ => 0,
+        }
+    }
+
+    fn fixed32(self) -> u32 {
+        match self {
+            Raw::Fixed32(v) => v,
+            _ => 0,
+        }
+    }
+}
+
 pub struct WireMessage {
     columns: Vec<Column>,
     /// Column index by field number, for numbers up to 1,024; larger ones in `sparse`.
@@ -323,10 +347,7 @@ impl WireMessage {
     /// The last value read of field `number` (a varint).
     fn varint_of(&self, number: usize) -> u64 {
         let column = self.by_number.get(number).copied().flatten();
-        match column.and_then(|c| self.seen[c]) {
-            Some(Raw::Varint(v)) => v,
-            _ => 0,
-        }
+        column.and_then(|c| self.seen[c]).map_or(0, Raw::varint)
     }
 }
 
@@ -389,18 +410,9 @@ enum Key<'a> {
 }
 
 fn map_key<'a>(kind: &Kind, raw: Option<Raw>, bytes: &'a [u8]) -> Result<Key<'a>, String> {
-    let varint = match raw {
-        Some(Raw::Varint(v)) => v,
-        _ => 0,
-    };
-    let fixed32 = match raw {
-        Some(Raw::Fixed32(v)) => v,
-        _ => 0,
-    };
-    let fixed64 = match raw {
-        Some(Raw::Fixed64(v)) => v,
-        _ => 0,
-    };
+    let varint = raw.map_or(0, Raw::varint);
+    let fixed32 = raw.map_or(0, Raw::fixed32);
+    let fixed64 = raw.map_or(0, Raw::fixed64);
     Ok(match kind {
         Kind::Int32 => Key::Signed(i64::from(varint as i32)),
         Kind::Sint32 => Key::Signed(i64::from(zigzag32(varint as u32))),
@@ -483,30 +495,16 @@ fn downcast<T: 'static>(builder: &mut dyn ArrayBuilder) -> Result<&mut T, String
         .ok_or_else(|| format!("internal: builder is not a {}", std::any::type_name::<T>()))
 }
 
+/// Whether `raw` has the wire type `kind` is written with: a scalar's (as when packed), or
+/// length-delimited for strings, bytes and messages.
 fn fits(kind: &Kind, raw: Raw) -> bool {
-    matches!(
-        (kind, raw),
-        (
-            Kind::Int32
-                | Kind::Int64
-                | Kind::Uint32
-                | Kind::Uint64
-                | Kind::Sint32
-                | Kind::Sint64
-                | Kind::Bool
-                | Kind::Enum(_),
-            Raw::Varint(_)
-        ) | (
-            Kind::Double | Kind::Fixed64 | Kind::Sfixed64,
-            Raw::Fixed64(_)
-        ) | (
-            Kind::Float | Kind::Fixed32 | Kind::Sfixed32,
-            Raw::Fixed32(_)
-        ) | (
-            Kind::String | Kind::Bytes | Kind::Message(_),
-            Raw::Bytes(..)
-        )
-    )
+    let wire = match raw {
+        Raw::Varint(_) => Some(0),
+        Raw::Fixed64(_) => Some(1),
+        Raw::Fixed32(_) => Some(5),
+        Raw::Bytes(..) => None,
+    };
+    packed_wire(kind) == wire
 }
 
 fn append(
@@ -528,18 +526,7 @@ fn append(
             }
         }};
     }
-    let varint = |raw: Raw| match raw {
-        Raw::Varint(v) => v,
-        _ => 0,
-    };
-    let fixed64 = |raw: Raw| match raw {
-        Raw::Fixed64(v) => v,
-        _ => 0,
-    };
-    let fixed32 = |raw: Raw| match raw {
-        Raw::Fixed32(v) => v,
-        _ => 0,
-    };
+    let (varint, fixed64, fixed32) = (Raw::varint, Raw::fixed64, Raw::fixed32);
     let slice = |raw: Raw| match raw {
         Raw::Bytes(start, end) => &bytes[start..end],
         _ => &[][..],
