@@ -54,6 +54,15 @@ pub enum ProgressError {
     },
 }
 
+/// A segment whose files are visible and recorded: the partition is covered up to
+/// `next_offset`.
+#[derive(Debug)]
+pub struct Committed {
+    pub partition: i32,
+    pub next_offset: i64,
+    pub files: Vec<WrittenFile>,
+}
+
 /// How long a continuous member's claim on a segment's pending files holds. Committing a
 /// segment takes seconds; a member stalled this long may have been replaced.
 pub const CLAIM: std::time::Duration = std::time::Duration::from_secs(60);
@@ -102,6 +111,9 @@ pub struct Progress {
     claims: bool,
     /// This instance's name in the claims it makes.
     owner: String,
+    /// Saves made, for the tests of grouped commits.
+    #[cfg(test)]
+    saves: usize,
 }
 
 /// `_runner/progress/<group>/<topic>.json`; the group is escaped as a path segment.
@@ -128,6 +140,8 @@ impl Progress {
             recording: true,
             claims: false,
             owner: uuid::Uuid::new_v4().to_string(),
+            #[cfg(test)]
+            saves: 0,
         })
     }
 
@@ -261,55 +275,109 @@ impl Progress {
     /// is saved atomically. A segment of several files is first recorded as pending, so a
     /// crash between two files cannot leave one behind that a rerun would not overwrite.
     pub fn commit(&mut self, sealed: Sealed) -> Result<Vec<WrittenFile>, ProgressError> {
+        let committed = self.commit_all(vec![sealed])?;
+        Ok(committed.into_iter().flat_map(|c| c.files).collect())
+    }
+
+    /// Commits sealed segments as `commit` does, with one save for a group of them instead
+    /// of one each: the record holds every partition of the topic, so a save per segment
+    /// made a run over many small partitions quadratic. A group holds at most one segment
+    /// per partition (a second starts the next group), so a crash still leaves at most one
+    /// visible segment per partition past its recorded offset, which a rerun rewrites under
+    /// the same name.
+    pub fn commit_all(&mut self, sealed: Vec<Sealed>) -> Result<Vec<Committed>, ProgressError> {
+        let mut committed = Vec::with_capacity(sealed.len());
+        let mut group: Vec<Sealed> = Vec::new();
+        for segment in sealed {
+            if group.iter().any(|s| s.partition == segment.partition) {
+                committed.extend(self.commit_group(std::mem::take(&mut group))?);
+            }
+            group.push(segment);
+        }
+        committed.extend(self.commit_group(group)?);
+        Ok(committed)
+    }
+
+    /// Commits segments of distinct partitions: pending files recorded first where a segment
+    /// has several (or is claimed), then every file made visible, then one save.
+    fn commit_group(&mut self, group: Vec<Sealed>) -> Result<Vec<Committed>, ProgressError> {
+        if group.is_empty() {
+            return Ok(Vec::new());
+        }
         if !self.recording {
-            let files = sealed.files.into_iter().map(|f| f.commit(&self.sink));
-            return Ok(files.collect::<Result<_, _>>()?);
+            let mut committed = Vec::with_capacity(group.len());
+            for segment in group {
+                let files = segment.files.into_iter().map(|f| f.commit(&self.sink));
+                committed.push(Committed {
+                    partition: segment.partition,
+                    next_offset: segment.next_offset,
+                    files: files.collect::<Result<_, _>>()?,
+                });
+            }
+            return Ok(committed);
         }
-        if self.claims
-            && let Some(until) = self.claimed_until(sealed.partition)
-        {
-            // Claiming over it would let two members publish files of one name.
-            return Err(ProgressError::Claimed {
-                topic: self.state.topic.clone(),
-                partition: sealed.partition,
-                until: until.to_rfc3339(),
-            });
+        for segment in &group {
+            if self.claims
+                && let Some(until) = self.claimed_until(segment.partition)
+            {
+                // Claiming over it would let two members publish files of one name.
+                return Err(ProgressError::Claimed {
+                    topic: self.state.topic.clone(),
+                    partition: segment.partition,
+                    until: until.to_rfc3339(),
+                });
+            }
         }
-        self.touched.insert(sealed.partition);
-        let entry = self
-            .state
-            .partitions
-            .entry(sealed.partition)
-            .or_insert_with(|| PartitionProgress {
-                next_offset: sealed.start,
-                ..PartitionProgress::default()
-            });
-        let claimed = self.claims && !sealed.files.is_empty();
         let until = chrono::Utc::now() + CLAIM;
-        if sealed.files.len() > 1 || claimed {
-            entry.pending = sealed.files.iter().map(|f| f.path.to_string()).collect();
-            entry.pending_until = claimed.then(|| until.to_rfc3339());
-            entry.pending_owner = claimed.then(|| self.owner.clone());
+        let mut claims = Vec::with_capacity(group.len());
+        for segment in &group {
+            self.touched.insert(segment.partition);
+            let entry = self
+                .state
+                .partitions
+                .entry(segment.partition)
+                .or_insert_with(|| PartitionProgress {
+                    next_offset: segment.start,
+                    ..PartitionProgress::default()
+                });
+            let claimed = self.claims && !segment.files.is_empty();
+            if segment.files.len() > 1 || claimed {
+                entry.pending = segment.files.iter().map(|f| f.path.to_string()).collect();
+                entry.pending_until = claimed.then(|| until.to_rfc3339());
+                entry.pending_owner = claimed.then(|| self.owner.clone());
+            }
+            claims.push(claimed.then_some(until));
+        }
+        if claims.iter().any(Option::is_some) || group.iter().any(|s| s.files.len() > 1) {
             self.save()?;
             crash_point!("progress-pending-saved");
         }
-        let mut written = Vec::with_capacity(sealed.files.len());
-        for file in sealed.files {
-            self.check_claim(sealed.partition, claimed.then_some(until))?;
-            written.push(file.commit(&self.sink)?);
-            crash_point!("file-visible");
-        }
-        let entry = self.state.partitions.entry(sealed.partition).or_default();
-        entry.next_offset = sealed.next_offset;
-        entry.updated_at = chrono::Utc::now().to_rfc3339();
-        clear_pending(entry);
-        if let Some(file) = written.last() {
-            entry.last_file = Some(file.path.clone());
+        let mut committed = Vec::with_capacity(group.len());
+        for (segment, until) in group.into_iter().zip(claims) {
+            let partition = segment.partition;
+            let mut written = Vec::with_capacity(segment.files.len());
+            for file in segment.files {
+                self.check_claim(partition, until)?;
+                written.push(file.commit(&self.sink)?);
+                crash_point!("file-visible");
+            }
+            let entry = self.state.partitions.entry(partition).or_default();
+            entry.next_offset = segment.next_offset;
+            entry.updated_at = chrono::Utc::now().to_rfc3339();
+            clear_pending(entry);
+            if let Some(file) = written.last() {
+                entry.last_file = Some(file.path.clone());
+            }
+            committed.push(Committed {
+                partition,
+                next_offset: segment.next_offset,
+                files: written,
+            });
         }
         self.save()?;
         // The group commit that mirrors progress comes after this.
         crash_point!("progress-saved");
-        Ok(written)
+        Ok(committed)
     }
 
     fn save(&mut self) -> Result<(), ProgressError> {
@@ -322,6 +390,10 @@ impl Progress {
                 })?;
             let expected = self.version.as_ref();
             if let Some(version) = self.sink.put_if(&self.path, json.into(), expected)? {
+                #[cfg(test)]
+                {
+                    self.saves += 1;
+                }
                 self.version = Some(version);
                 self.base = self.state.clone();
                 return Ok(());

@@ -42,6 +42,61 @@ fn segment(store: &Store, start: i64, next: i64, body: &str) -> Sealed {
     }
 }
 
+/// A one-file segment of `partition` from `start` to `next`.
+fn segment_of(store: &Store, partition: i32, start: i64, next: i64) -> Sealed {
+    let path = file_path("t", "t", partition, start, "");
+    let body = format!("{partition}: {start}-{next}");
+    Sealed {
+        partition,
+        start,
+        next_offset: next,
+        files: vec![SealedFile::of_bytes(
+            &store.sink,
+            path,
+            (next - start) as u64,
+            body.as_bytes(),
+        )],
+    }
+}
+
+/// Segments of distinct partitions share one save; a second segment of a partition starts
+/// a new group, so at most one visible segment per partition is ever ahead of the record.
+#[test]
+fn a_group_of_segments_is_recorded_with_one_save_per_partition_round() {
+    let store = store();
+    let mut progress = Progress::load(store.sink.clone(), "g", "t").unwrap();
+    let committed = progress
+        .commit_all(vec![
+            segment_of(&store, 0, 0, 10),
+            segment_of(&store, 1, 0, 5),
+            segment_of(&store, 2, 0, 7),
+            segment_of(&store, 0, 10, 20),
+            segment_of(&store, 1, 5, 9),
+        ])
+        .unwrap();
+    assert_eq!(progress.saves, 2);
+    let covered: Vec<(i32, i64, usize)> = committed
+        .iter()
+        .map(|c| (c.partition, c.next_offset, c.files.len()))
+        .collect();
+    assert_eq!(
+        covered,
+        vec![(0, 10, 1), (1, 5, 1), (2, 7, 1), (0, 20, 1), (1, 9, 1)]
+    );
+    let stored = Progress::load(store.sink.clone(), "g", "t").unwrap();
+    assert_eq!(stored.offsets(), BTreeMap::from([(0, 20), (1, 9), (2, 7)]));
+    for (partition, start, next) in [(0, 0, 10), (1, 0, 5), (2, 0, 7), (0, 10, 20), (1, 5, 9)] {
+        let bytes = store
+            .sink
+            .get(&file_path("t", "t", partition, start, ""))
+            .unwrap()
+            .unwrap();
+        assert_eq!(bytes, format!("{partition}: {start}-{next}").as_bytes());
+    }
+    assert!(progress.commit_all(Vec::new()).unwrap().is_empty());
+    assert_eq!(progress.saves, 2);
+}
+
 fn file(store: &Store, start: i64) -> Option<String> {
     let bytes = store.sink.get(&file_path("t", "t", 0, start, "")).unwrap();
     bytes.map(|b| String::from_utf8(b.to_vec()).unwrap())

@@ -77,6 +77,11 @@ impl SealedFile {
         }
     }
 
+    /// Bytes the file still holds in memory for its upload.
+    pub fn held(&self) -> u64 {
+        self.object.buffered()
+    }
+
     pub fn commit(self, sink: &Sink) -> Result<WrittenFile, SinkError> {
         let bytes = self.object.finish(sink)?;
         Ok(WrittenFile {
