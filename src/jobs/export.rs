@@ -277,11 +277,12 @@ impl Commits<'_> {
         }
         self.lock.confirm()?;
         let waiting = std::mem::take(&mut self.waiting);
-        for committed in self.progress.commit_all(waiting)? {
-            record(&committed, summary);
-            self.group
-                .advance(consumer, committed.partition, committed.next_offset);
+        let committed = self.progress.commit_all(waiting)?;
+        for segment in &committed {
+            record(segment, summary);
         }
+        let moved = committed.iter().map(|c| (c.partition, c.next_offset));
+        self.group.advance(consumer, moved);
         Ok(())
     }
 }
@@ -316,15 +317,16 @@ impl GroupCommits {
         }
     }
 
-    /// Commits the partition's new offset alone: committing the whole list each time made a
-    /// run over many partitions quadratic (librdkafka matches every partition of a response
-    /// against its list: 1,000 partitions spent a fifth of their CPU there).
-    fn advance(&mut self, consumer: &BaseConsumer, partition: i32, next: i64) {
+    /// Commits the partitions that moved, in one request: committing the whole list each
+    /// time made a run over many partitions quadratic (librdkafka matches every partition of
+    /// a response against its list: 1,000 partitions spent a fifth of their CPU there).
+    fn advance(&mut self, consumer: &BaseConsumer, moved: impl Iterator<Item = (i32, i64)>) {
         let Some(offsets) = &mut self.offsets else {
             return;
         };
-        offsets.insert(partition, next);
-        if let Some(list) = self.list([(partition, next)]) {
+        let moved: BTreeMap<i32, i64> = moved.collect();
+        offsets.extend(&moved);
+        if let Some(list) = self.list(moved).filter(|l| l.count() > 0) {
             let _ = consumer.commit(&list, CommitMode::Async);
         }
     }
