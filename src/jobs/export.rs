@@ -216,7 +216,7 @@ impl Stages<'_> {
                 sealed.extend(self.writer.seal_all()?);
             }
             commits.waiting.extend(sealed);
-            if stopping || commits.due() {
+            if stopping || !self.reader.ready() || commits.due() {
                 commits.commit(self.reader.consumer(), summary)?;
             }
             if stopping {
@@ -233,7 +233,9 @@ impl Stages<'_> {
 }
 
 /// Sealed segments on their way into progress, committed in groups: one save of the
-/// progress record per group instead of one per segment (`Progress::commit_all`).
+/// progress record per group instead of one per segment (`Progress::commit_all`). A group
+/// is committed as soon as no batch is waiting to be written, so it only forms while the
+/// writer is behind, as it is over many small partitions.
 struct Commits<'a> {
     lock: &'a mut TopicLock,
     progress: &'a mut Progress,

@@ -28,24 +28,12 @@ fn member(store: &Store) -> Progress {
 
 /// A segment of partition 0 from `start` to `next`, in one file named by its start.
 fn segment(store: &Store, start: i64, next: i64, body: &str) -> Sealed {
-    let path = file_path("t", "t", 0, start, "");
-    Sealed {
-        partition: 0,
-        start,
-        next_offset: next,
-        files: vec![SealedFile::of_bytes(
-            &store.sink,
-            path,
-            (next - start) as u64,
-            body.as_bytes(),
-        )],
-    }
+    segment_of(store, 0, start, next, body)
 }
 
-/// A one-file segment of `partition` from `start` to `next`.
-fn segment_of(store: &Store, partition: i32, start: i64, next: i64) -> Sealed {
+/// A segment of `partition` from `start` to `next`, in one file named by its start.
+fn segment_of(store: &Store, partition: i32, start: i64, next: i64, body: &str) -> Sealed {
     let path = file_path("t", "t", partition, start, "");
-    let body = format!("{partition}: {start}-{next}");
     Sealed {
         partition,
         start,
@@ -59,6 +47,10 @@ fn segment_of(store: &Store, partition: i32, start: i64, next: i64) -> Sealed {
     }
 }
 
+fn body(partition: i32, start: i64, next: i64) -> String {
+    format!("{partition}: {start}-{next}")
+}
+
 /// Segments of distinct partitions share one save; a second segment of a partition starts
 /// a new group, so at most one visible segment per partition is ever ahead of the record.
 #[test]
@@ -66,13 +58,11 @@ fn a_group_of_segments_is_recorded_with_one_save_per_partition_round() {
     let store = store();
     let mut progress = Progress::load(store.sink.clone(), "g", "t").unwrap();
     let committed = progress
-        .commit_all(vec![
-            segment_of(&store, 0, 0, 10),
-            segment_of(&store, 1, 0, 5),
-            segment_of(&store, 2, 0, 7),
-            segment_of(&store, 0, 10, 20),
-            segment_of(&store, 1, 5, 9),
-        ])
+        .commit_all(
+            [(0, 0, 10), (1, 0, 5), (2, 0, 7), (0, 10, 20), (1, 5, 9)]
+                .map(|(p, start, next)| segment_of(&store, p, start, next, &body(p, start, next)))
+                .into(),
+        )
         .unwrap();
     assert_eq!(progress.saves, 2);
     let covered: Vec<(i32, i64, usize)> = committed
@@ -91,7 +81,7 @@ fn a_group_of_segments_is_recorded_with_one_save_per_partition_round() {
             .get(&file_path("t", "t", partition, start, ""))
             .unwrap()
             .unwrap();
-        assert_eq!(bytes, format!("{partition}: {start}-{next}").as_bytes());
+        assert_eq!(bytes, body(partition, start, next).as_bytes());
     }
     assert!(progress.commit_all(Vec::new()).unwrap().is_empty());
     assert_eq!(progress.saves, 2);

@@ -554,6 +554,8 @@ pub struct Prefetch<T> {
     consumer: Arc<BaseConsumer>,
     cancel: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    /// A batch taken by `ready`, handed out by the next `next_batch`.
+    early: Option<Result<T, ReadError>>,
 }
 
 /// Raw batches read ahead of the work: reading goes on while a batch is worked on.
@@ -603,11 +605,25 @@ impl<T: Send + 'static> Prefetch<T> {
             consumer,
             cancel,
             threads: vec![reading, working],
+            early: None,
         }
+    }
+
+    /// Whether the next batch is here already, so `next_batch` would not wait.
+    pub fn ready(&mut self) -> bool {
+        if self.early.is_none()
+            && let Some(batches) = &self.batches
+        {
+            self.early = batches.try_recv().ok();
+        }
+        self.early.is_some()
     }
 
     /// As `BoundedReader::next_batch`, with the work done.
     pub fn next_batch(&mut self) -> Result<Option<T>, ReadError> {
+        if let Some(batch) = self.early.take() {
+            return batch.map(Some);
+        }
         match &self.batches {
             Some(batches) => batches.recv().ok().transpose(),
             None => Ok(None),
