@@ -330,6 +330,7 @@ impl Progress {
         }
         let until = chrono::Utc::now() + CLAIM;
         let mut claims = Vec::with_capacity(group.len());
+        let mut pending = false;
         for segment in &group {
             self.touched.insert(segment.partition);
             let entry = self
@@ -345,10 +346,11 @@ impl Progress {
                 entry.pending = segment.files.iter().map(|f| f.path.to_string()).collect();
                 entry.pending_until = claimed.then(|| until.to_rfc3339());
                 entry.pending_owner = claimed.then(|| self.owner.clone());
+                pending = true;
             }
             claims.push(claimed.then_some(until));
         }
-        if claims.iter().any(Option::is_some) || group.iter().any(|s| s.files.len() > 1) {
+        if pending {
             self.save()?;
             crash_point!("progress-pending-saved");
         }
