@@ -117,15 +117,54 @@ struct List {
 
 struct Object {
     fields: Fields,
-    /// Each field's name as it appears in the text when it needs no escape, closing quote
-    /// included: the common key is matched by one comparison.
-    keys: Vec<Option<Box<[u8]>>>,
+    /// Each field's name as it appears in the text when it needs no escape: the common key
+    /// is matched by one comparison.
+    keys: Vec<Option<Key>>,
     nullable: Vec<bool>,
     columns: Vec<Column>,
     nulls: NullBufferBuilder,
     /// The fields the object being read has named so far.
     seen: Vec<bool>,
     rows: usize,
+}
+
+/// A field's name as the text has it, closing quote included. Names of up to 16 bytes are
+/// also held as two words and a mask each, so a key is matched by two loads and compares
+/// rather than a call to `memcmp` (5% of a JSON topic's instructions).
+struct Key {
+    text: Box<[u8]>,
+    words: Option<[(u64, u64); 2]>,
+}
+
+impl Key {
+    fn new(name: &[u8]) -> Key {
+        let text: Box<[u8]> = [name, b"\""].concat().into();
+        let words = (text.len() <= 16).then(|| {
+            let mut padded = [0u8; 16];
+            padded[..text.len()].copy_from_slice(&text);
+            let word = |i: usize| {
+                let bytes = padded[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]);
+                let used = text.len().saturating_sub(i * 8).min(8);
+                let mask = u64::MAX.checked_shr(64 - 8 * used as u32).unwrap_or(0);
+                (u64::from_le_bytes(bytes), mask)
+            };
+            [word(0), word(1)]
+        });
+        Key { text, words }
+    }
+
+    /// Whether `rest` starts with this key.
+    fn starts(&self, rest: &[u8]) -> bool {
+        match (self.words, rest.first_chunk::<16>()) {
+            (Some([(head, head_mask), (tail, tail_mask)]), Some(chunk)) => {
+                let (a, b) = chunk.split_at(8);
+                let a = u64::from_le_bytes(a.try_into().unwrap_or([0; 8]));
+                let b = u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+                ((a ^ head) & head_mask) | ((b ^ tail) & tail_mask) == 0
+            }
+            _ => rest.starts_with(&self.text),
+        }
+    }
 }
 
 impl Object {
@@ -141,7 +180,7 @@ impl Object {
                 .map(|f| {
                     let name = f.name().as_bytes();
                     let plain = special(name, 0).is_none();
-                    plain.then(|| [name, b"\""].concat().into_boxed_slice())
+                    plain.then(|| Key::new(name))
                 })
                 .collect(),
             nullable: fields.iter().map(|f| f.is_nullable()).collect(),
@@ -300,8 +339,8 @@ impl<'a> Reader<'a> {
                     return Err(self.not_json("expected a key"));
                 }
                 let index = match object.keys.get(hint) {
-                    Some(Some(key)) if self.rest().starts_with(key) => {
-                        self.at += key.len();
+                    Some(Some(key)) if key.starts(self.rest()) => {
+                        self.at += key.text.len();
                         hint
                     }
                     _ => {

@@ -461,3 +461,21 @@ fn a_missing_required_field_and_a_null_in_it_are_refused_as_arrow_json_refuses_t
     assert!(direct(&schema, &[r#"{"o": null, "lo": [null], "r": ""}"#]).is_ok());
     assert!(direct(&schema, &[r#"{"r": ""}"#]).unwrap()[8].null_count() == 0);
 }
+
+proptest! {
+    /// A key held as words matches exactly where the text starts with it, whatever the
+    /// lengths of the key and of the text after it.
+    #[test]
+    fn a_key_matches_as_starts_with_does(
+        name in proptest::collection::vec(b'a'..=b'd', 0..20),
+        rest in proptest::collection::vec(prop_oneof![b'a'..=b'd', Just(b'"')], 0..40),
+        prefix in any::<bool>(),
+    ) {
+        let key = Key::new(&name);
+        let mut text = rest.clone();
+        if prefix {
+            text = [&key.text[..], &rest[..]].concat();
+        }
+        prop_assert_eq!(key.starts(&text), text.starts_with(&key.text));
+    }
+}
