@@ -41,6 +41,8 @@ struct Column {
     presence: bool,
     /// The wire type of one value: a scalar's (packed items too), `None` for length-delimited.
     wire: Option<u8>,
+    /// A string: its bytes are checked as UTF-8.
+    text: bool,
     /// Enum value names by number, sorted by number (the last of aliases of one number).
     names: Vec<(i32, String)>,
     /// The enum's default: its first value.
@@ -94,6 +96,8 @@ pub struct WireMessage {
     parts: Vec<Vec<(usize, usize)>>,
     /// The items of each repeated column in the message being read.
     items: Vec<Vec<Raw>>,
+    /// Every column a scalar: no parts or items to keep, nothing nested to check.
+    flat: bool,
 }
 
 impl WireMessage {
@@ -155,6 +159,7 @@ impl WireMessage {
             }
             columns.push(Column {
                 wire: packed_wire(&field.kind()),
+                text: field.kind() == Kind::String,
                 kind: field.kind(),
                 presence: field.supports_presence(),
                 names,
@@ -163,6 +168,7 @@ impl WireMessage {
             });
         }
         Some(WireMessage {
+            flat: columns.iter().all(|c| matches!(c.shape, Shape::Scalar)),
             seen: vec![None; columns.len()],
             parts: vec![Vec::new(); columns.len()],
             items: vec![Vec::new(); columns.len()],
@@ -187,6 +193,12 @@ impl WireMessage {
     /// one) and checks every value, nested ones included, before anything is appended.
     fn scan(&mut self, bytes: &[u8], parts: &[(usize, usize)]) -> Result<(), String> {
         self.seen.fill(None);
+        if self.flat {
+            for &(start, end) in parts {
+                self.scan_part(&bytes[..end], start)?;
+            }
+            return Ok(());
+        }
         self.parts.iter_mut().for_each(Vec::clear);
         self.items.iter_mut().for_each(Vec::clear);
         for &(start, end) in parts {
@@ -269,7 +281,7 @@ impl WireMessage {
                     ));
                 }
                 // Every occurrence, as prost checks each before a later one replaces it.
-                if column.kind == Kind::String {
+                if column.text {
                     utf8(bytes, raw)?;
                 }
                 if let (Shape::Message(_) | Shape::Timestamp(_), Raw::Bytes(start, end)) =
