@@ -525,8 +525,8 @@ fn downcast<T: 'static>(builder: &mut dyn ArrayBuilder) -> Result<&mut T, String
         .ok_or_else(|| format!("internal: builder is not a {}", std::any::type_name::<T>()))
 }
 
-/// Whether `raw` has the wire type `kind` is written with: a scalar's (as when packed), or
-/// length-delimited for strings, bytes and messages.
+/// Whether `raw` has its column's wire type (`Column::wire`): a scalar's (as when packed),
+/// or length-delimited (`None`) for strings, bytes and messages.
 fn fits(column_wire: Option<u8>, raw: Raw) -> bool {
     let wire = match raw {
         Raw::Varint(_) => Some(0),
