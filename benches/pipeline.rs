@@ -10,7 +10,9 @@
 //! each as its own process: records/s, CPU seconds per million records (user + system, from
 //! wait4) and peak RSS (VmHWM). PIPELINE_FORMATS (default
 //! `avro,protobuf,transaction,json,raw`) picks; PIPELINE_BASELINE=<another runner binary> adds
-//! its rows, measured in the same run.
+//! its rows, measured in the same run. PIPELINE_CALLGRIND=1 adds a second table: the
+//! instructions of each process (kcat's and runner's, once each under
+//! `valgrind --tool=callgrind`), which repeat from run to run where times drift.
 
 #[allow(dead_code)]
 #[path = "support/fixtures.rs"]
@@ -38,6 +40,11 @@ fn main() {
         eprintln!("kcat is missing: install it with `apt-get install -y kcat` (Debian's package)");
         std::process::exit(2);
     }
+    let callgrind = std::env::var("PIPELINE_CALLGRIND").is_ok_and(|v| v == "1");
+    if callgrind && Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("valgrind is missing: install it with `apt-get install -y valgrind`");
+        std::process::exit(2);
+    }
     let (mut child, bootstrap, registry) = fixtures::spawn_broker();
     let (bootstrap, registry) = (bootstrap.as_str(), registry.as_str());
     println!(
@@ -56,22 +63,7 @@ fn main() {
         let (mut kcat, mut current, mut before) = (Vec::new(), Vec::new(), Vec::new());
         // Interleaved, so that the machine's drift hits every row alike; medians reported.
         for _ in 0..runs {
-            kcat.push(fixtures::measure(
-                Command::new("kcat")
-                    .args([
-                        "-C",
-                        "-b",
-                        bootstrap,
-                        "-t",
-                        &topic,
-                        "-o",
-                        "beginning",
-                        "-e",
-                        "-q",
-                    ])
-                    .args(["-f", "%o\n"])
-                    .stdout(Stdio::null()),
-            ));
+            kcat.push(fixtures::measure(&mut self::kcat(bootstrap, &topic)));
             group += 1;
             current.push(export(
                 env!("CARGO_BIN_EXE_runner"),
@@ -98,8 +90,55 @@ fn main() {
             );
         }
     }
+    if callgrind {
+        println!("\n| format | what | instructions | per record |");
+        println!("|---|---|---|---|");
+        let mut builds = vec![("runner once", env!("CARGO_BIN_EXE_runner").to_string())];
+        builds.extend(baseline.map(|b| ("baseline runner once", b)));
+        for format in formats.split(',') {
+            let topic = format!("bench-{format}");
+            let count = instructions(&mut kcat(bootstrap, &topic));
+            count_row(format, "kcat -C -e (ceiling)", records, count);
+            for (what, binary) in &builds {
+                group += 1;
+                let dir = tempfile::tempdir().unwrap();
+                config(dir.path(), bootstrap, registry, format, group);
+                let count = instructions(&mut runner(binary, dir.path()));
+                count_row(format, what, records, count);
+            }
+        }
+    }
     drop(child.stdin.take());
     let _ = child.wait();
+}
+
+/// The instructions a command runs under callgrind (the `Collected` line of its report).
+fn instructions(cmd: &mut Command) -> Option<u64> {
+    let dir = tempfile::tempdir().ok()?;
+    let out = dir.path().join("callgrind.out");
+    let output = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdout(Stdio::null())
+        .output()
+        .ok()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr.lines().find(|l| l.contains("Collected :"))?;
+    line.rsplit(':').next()?.trim().parse().ok()
+}
+
+fn count_row(format: &str, what: &str, records: usize, count: Option<u64>) {
+    match count {
+        Some(n) => println!(
+            "| {format} | {what} | {:.0} M | {:.0} |",
+            n as f64 / 1e6,
+            n as f64 / records as f64
+        ),
+        None => println!("| {format} | {what} | (callgrind gave no count) | |"),
+    }
 }
 
 /// `runner once` of `binary` over one format's topic, as a new group into a new folder.
@@ -112,13 +151,36 @@ fn export(
 ) -> fixtures::Measured {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), bootstrap, registry, format, group);
-    fixtures::measure(
-        Command::new(binary)
-            .args(["--config-dir", &dir.path().to_string_lossy()])
-            .args(["--progress", "off", "once"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null()),
-    )
+    fixtures::measure(&mut runner(binary, dir.path()))
+}
+
+/// A bare consume of the whole topic: the ceiling.
+fn kcat(bootstrap: &str, topic: &str) -> Command {
+    let mut cmd = Command::new("kcat");
+    cmd.args([
+        "-C",
+        "-b",
+        bootstrap,
+        "-t",
+        topic,
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+    ])
+    .args(["-f", "%o\n"])
+    .stdout(Stdio::null());
+    cmd
+}
+
+/// `runner once` of `binary` with the configuration in `dir`.
+fn runner(binary: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args(["--config-dir", &dir.to_string_lossy()])
+        .args(["--progress", "off", "once"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    cmd
 }
 
 /// The run with the median wall time.
