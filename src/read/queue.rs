@@ -54,7 +54,7 @@ impl BatchQueue {
 
     /// Waits up to `wait` for the first message, then takes what else is there without
     /// waiting, up to `BATCH`. `each` sees them in the queue's order.
-    pub fn take(&self, wait: Duration, mut each: impl FnMut(Taken<'_>)) -> usize {
+    pub fn take(&self, wait: Duration, mut each: impl FnMut(Taken<'_>)) {
         let mut slots: [*mut rd::rd_kafka_message_t; BATCH] = [std::ptr::null_mut(); BATCH];
         let mut n = self.fill(0, &mut slots, BATCH);
         if n == 0 {
@@ -72,7 +72,6 @@ impl BatchQueue {
                 rd::rd_kafka_message_destroy(message);
             }
         }
-        n
     }
 
     fn fill(&self, wait_ms: i32, slots: &mut [*mut rd::rd_kafka_message_t], most: usize) -> usize {
