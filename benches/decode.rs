@@ -4,8 +4,8 @@
 //! (RawBatch of 8,192 records to an Arrow RecordBatch with metadata columns) for JSON (and
 //! arrow-json's decoder alone, which read every JSON record before), Avro
 //! (arrow-avro, Schema Registry framing) and Protobuf (unframed: the 20-field message, and the
-//! seeds' `bank.Transaction` with its nested Timestamp), plus apache-avro decoding the same Avro
-//! bodies into its generic values, for comparison.
+//! seeds' `bank.Transaction` with its nested Timestamp, maps of strings and of messages), plus
+//! apache-avro decoding the same Avro bodies into its generic values, for comparison.
 
 #[allow(dead_code)]
 #[path = "support/fixtures.rs"]
@@ -198,6 +198,44 @@ fn main() {
             &tagged_raw,
         )
     });
+    // A map whose values are messages: places by role, each with a position and a name.
+    std::fs::write(
+        dir.path().join("trip.proto"),
+        "syntax = \"proto3\"; message Place { double lat = 1; double lon = 2; string name = 3; } \
+         message Trip { string id = 1; map<string, Place> places = 2; }",
+    )
+    .unwrap();
+    let trips: Vec<Vec<u8>> = (0..n).map(trip_message).collect();
+    let trips_raw = batches(&trips);
+    let trip_file = dir.path().join("trip.proto");
+    time("protobuf, map<string, Place>", &trips, || {
+        decode_all(
+            serde_json::json!({"topic": "b", "format": "protobuf", "schema_file": trip_file, "message": "Trip"}),
+            None,
+            &trips_raw,
+        )
+    });
+}
+
+/// A Trip message: an id and three places (pickup, stop, dropoff), written by hand.
+fn trip_message(i: usize) -> Vec<u8> {
+    let field =
+        |number: u8, body: &[u8]| [&[(number << 3) | 2, body.len() as u8][..], body].concat();
+    let double = |number: u8, v: f64| [&[(number << 3) | 1][..], &v.to_le_bytes()].concat();
+    let mut out = field(1, format!("trip-{i:08}").as_bytes());
+    for (n, role) in ["pickup", "stop", "dropoff"].iter().enumerate() {
+        let place = [
+            double(1, 48.85 + (i % 100) as f64 / 1e3),
+            double(2, 2.35 + n as f64 / 1e2),
+            field(3, format!("{role} {}", i % 50).as_bytes()),
+        ]
+        .concat();
+        out.extend(field(
+            2,
+            &[field(1, role.as_bytes()), field(2, &place)].concat(),
+        ));
+    }
+    out
 }
 
 /// A Tagged message: an id, a time and three labels, written by hand (fields 1, 2, 3).

@@ -2,8 +2,9 @@
 //! `DynamicMessage` per record: prost-reflect's message costs an allocation per field and a
 //! shared descriptor's reference count per access, most of Protobuf's decoding time. Scalar,
 //! string, bytes and enum fields, nested messages (struct columns),
-//! `google.protobuf.Timestamp`, repeated fields of all of these (list columns) and maps of
-//! scalar values are read here; a type with a map of messages keeps the general path.
+//! `google.protobuf.Timestamp`, repeated fields of all of these (list columns) and maps
+//! (their values scalars or messages) are read here; only recursive types are left to the
+//! general path, which refuses them.
 
 use arrow::array::{
     ArrayBuilder, BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder,
@@ -29,8 +30,8 @@ enum Shape {
     Message(Box<WireMessage>),
     /// `google.protobuf.Timestamp`: microseconds from its `seconds` and `nanos`.
     Timestamp(Box<WireMessage>),
-    /// A map of scalar values: its entries (messages with the key in field 1, the value in
-    /// field 2) read by the entry's reader.
+    /// A map: its entries (messages with the key in field 1, the value in field 2) read by
+    /// the entry's reader.
     Map(Box<WireMessage>),
 }
 
@@ -124,7 +125,9 @@ impl WireMessage {
         let mut sparse = HashMap::new();
         for (index, field) in message.fields().enumerate() {
             let shape = match field.kind() {
-                Kind::Message(entry) if field.is_map() => Shape::Map(Box::new(map_entry(&entry)?)),
+                Kind::Message(entry) if field.is_map() => {
+                    Shape::Map(Box::new(map_entry(&entry, outer)?))
+                }
                 Kind::Message(m) if field.is_list() => Shape::Messages {
                     timestamp: m.full_name() == super::proto_arrow::TIMESTAMP,
                     inner: Box::new(WireMessage::inside(&m, outer)?),
@@ -368,14 +371,10 @@ impl WireMessage {
     }
 }
 
-/// The reader of a map's entry message, when its value is a scalar. The value is the type's
-/// default when the entry has none, as in every parser (a proto2 entry too).
-fn map_entry(entry: &MessageDescriptor) -> Option<WireMessage> {
-    let value = entry.map_entry_value_field();
-    if matches!(value.kind(), Kind::Message(_)) {
-        return None;
-    }
-    let mut reader = WireMessage::of_fields(entry, &mut Vec::new())?;
+/// The reader of a map's entry message. A missing value is the type's default, as in every
+/// parser (a proto2 entry too): a scalar's zero, an empty message (not null).
+fn map_entry(entry: &MessageDescriptor, outer: &mut Vec<String>) -> Option<WireMessage> {
+    let mut reader = WireMessage::of_fields(entry, outer)?;
     for column in &mut reader.columns {
         column.presence = false;
     }
@@ -402,16 +401,46 @@ fn append_map(
         };
         entry.scan(bytes, &[(start, end)])?;
         let (key, value) = (entry.seen[k], entry.seen[v]);
-        entries.push((map_key(&entry.columns[k].kind, key, bytes)?, key, value));
+        entries.push((
+            map_key(&entry.columns[k].kind, key, bytes)?,
+            key,
+            value,
+            (start, end),
+        ));
     }
     // A stable sort keeps the entries of one key in the order written: the last one wins.
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (i, (sort_key, key, value)) in entries.iter().enumerate() {
+    for (i, (sort_key, key, value, part)) in entries.iter().enumerate() {
         if entries.get(i + 1).is_some_and(|next| next.0 == *sort_key) {
             continue;
         }
         append(&entry.columns[k], *key, bytes, b.keys().as_mut())?;
-        append(&entry.columns[v], *value, bytes, b.values().as_mut())?;
+        let values = b.values().as_mut();
+        if let Shape::Scalar = entry.columns[v].shape {
+            append(&entry.columns[v], *value, bytes, values)?;
+            continue;
+        }
+        // A message value is read again: a later entry's has been read since.
+        entry.scan(bytes, &[*part])?;
+        let present = entry.seen[v].is_some();
+        match &mut entry.columns[v].shape {
+            Shape::Message(inner) => {
+                if !present {
+                    inner.scan(bytes, &[])?;
+                }
+                let s = downcast::<StructBuilder>(values)?;
+                inner.emit(bytes, s.field_builders_mut(), true)?;
+                s.append(true);
+            }
+            Shape::Timestamp(inner) => {
+                if !present {
+                    inner.scan(bytes, &[])?;
+                }
+                let t = downcast::<TimestampMicrosecondBuilder>(values)?;
+                t.append_value(timestamp_micros(inner)?);
+            }
+            _ => return Err("internal: a map value of another shape".into()),
+        }
     }
     b.append(true).map_err(|e| e.to_string())
 }
@@ -773,7 +802,7 @@ message Flat {
         fn the_wire_reader_accepts_no_bytes_prost_reflect_refuses(
             bytes in proptest::collection::vec(any::<u8>(), 0..48),
         ) {
-            for d in [flat(), nested("Outer"), lists("Lists")] {
+            for d in [flat(), nested("Outer"), lists("Lists"), places("Places")] {
                 let (wire, general) = both_of(&d, std::slice::from_ref(&bytes));
                 if wire.is_some() {
                     prop_assert_eq!(wire, general, "{}", d.full_name());
@@ -914,26 +943,27 @@ message Outer {
     }
 
     #[test]
-    fn a_map_of_messages_keeps_the_general_path() {
+    fn only_recursive_types_keep_the_general_path() {
         let pool = super::super::protobuf::compile_source(
             "maps.proto",
             "syntax = \"proto3\"; message V { int32 v = 1; } \
              message M { map<string, V> m = 1; } message Out { repeated M ms = 1; } \
              message Scalars { map<string, int32> m = 1; } \
-             message In { repeated int32 a = 1; repeated In more = 2; }",
+             message In { repeated int32 a = 1; repeated In more = 2; } \
+             message Tree { map<string, Tree> children = 1; }",
         )
         .unwrap();
-        for name in ["M", "Out"] {
+        for name in ["M", "Out", "Scalars"] {
             let message = pool.get_message_by_name(name).unwrap();
-            assert!(super::WireMessage::new(&message).is_none(), "{name}");
+            assert!(super::WireMessage::new(&message).is_some(), "{name}");
         }
-        let scalars = pool.get_message_by_name("Scalars").unwrap();
-        assert!(super::WireMessage::new(&scalars).is_some());
-        let lists = pool.get_message_by_name("In");
-        assert!(
-            lists.and_then(|m| super::WireMessage::new(&m)).is_none(),
-            "recursive"
-        );
+        for name in ["In", "Tree"] {
+            let message = pool.get_message_by_name(name).unwrap();
+            assert!(
+                super::WireMessage::new(&message).is_none(),
+                "{name} is recursive"
+            );
+        }
     }
 
     const MAPS: &str = r#"syntax = "proto3";
@@ -1062,6 +1092,116 @@ message Inner { map<uint32, sfixed64> m = 1; }"#;
         ) {
             read_alike(&maps(), &messages)?;
         }
+
+        /// Maps of messages and of Timestamps, values missing, written in parts (merged) or
+        /// holding nested messages, lists and maps, give the columns prost-reflect's gives.
+        #[test]
+        fn maps_of_messages_from_the_wire_match_dynamic_message(
+            messages in proptest::collection::vec(places_message(), 1..6),
+        ) {
+            read_alike(&places("Places"), &messages)?;
+        }
+    }
+
+    const PLACES: &str = r#"syntax = "proto3";
+import "google/protobuf/timestamp.proto";
+message Leaf { bool b = 1; }
+message Point {
+  int32 x = 1; optional string label = 2; Leaf leaf = 3; repeated int64 tags = 4;
+  map<string, int32> counts = 5;
+}
+message Places {
+  map<string, Point> points = 1; map<int32, google.protobuf.Timestamp> times = 2; string id = 3;
+}"#;
+
+    fn places(name: &str) -> MessageDescriptor {
+        let pool = super::super::protobuf::compile_source("places.proto", PLACES).unwrap();
+        pool.get_message_by_name(name).unwrap()
+    }
+
+    fn point() -> impl Strategy<Value = Vec<u8>> {
+        let fields = (
+            any::<Option<i32>>(),
+            proptest::option::of(".{0,4}"),
+            any::<Option<Option<bool>>>(),
+            proptest::collection::vec(any::<i64>(), 0..3),
+            proptest::collection::btree_map(prop_oneof![Just("a"), Just("b")], any::<i32>(), 0..2),
+        );
+        fields.prop_map(|(x, label, leaf, tags, counts)| {
+            let mut m = DynamicMessage::new(places("Point"));
+            if let Some(x) = x {
+                m.set_field_by_number(1, Value::I32(x));
+            }
+            if let Some(label) = label {
+                m.set_field_by_number(2, Value::String(label));
+            }
+            if let Some(b) = leaf {
+                let mut l = DynamicMessage::new(places("Leaf"));
+                if let Some(b) = b {
+                    l.set_field_by_number(1, Value::Bool(b));
+                }
+                m.set_field_by_number(3, Value::Message(l));
+            }
+            m.set_field_by_number(4, Value::List(tags.into_iter().map(Value::I64).collect()));
+            let counts = counts
+                .into_iter()
+                .map(|(k, v)| (prost_reflect::MapKey::String(k.into()), Value::I32(v)))
+                .collect();
+            m.set_field_by_number(5, Value::Map(counts));
+            m.encode_to_vec()
+        })
+    }
+
+    /// A Places message's bytes: entries of both maps in any order, keys repeated, values
+    /// missing or written in two parts, which a parser merges.
+    fn places_message() -> impl Strategy<Value = Vec<u8>> {
+        use prost::encoding::{WireType, encode_key, encode_varint};
+        let field = |n: u32, v: &[u8]| {
+            let mut b = Vec::new();
+            encode_key(n, WireType::LengthDelimited, &mut b);
+            encode_varint(v.len() as u64, &mut b);
+            b.extend_from_slice(v);
+            b
+        };
+        let point_entry = (
+            prop_oneof![Just("p"), Just("q"), Just("")],
+            proptest::collection::vec(point(), 0..3),
+            any::<bool>(),
+        )
+            .prop_map(move |(key, parts, value_first)| {
+                let k = field(1, key.as_bytes());
+                let v: Vec<u8> = parts.iter().flat_map(|p| field(2, p)).collect();
+                let body = if value_first {
+                    [v, k].concat()
+                } else {
+                    [k, v].concat()
+                };
+                field(1, &body)
+            });
+        let time_entry = (
+            0i32..3,
+            proptest::option::of((-1_000_000_000i64..4_000_000_000, 0..1_000_000_000i32)),
+        )
+            .prop_map(move |(key, at)| {
+                let mut body = vec![0x08];
+                encode_varint(key as u64, &mut body);
+                if let Some((seconds, nanos)) = at {
+                    let mut t = vec![0x08];
+                    encode_varint(seconds as u64, &mut t);
+                    t.push(0x10);
+                    encode_varint(nanos as u64, &mut t);
+                    body.extend(field(2, &t));
+                }
+                field(2, &body)
+            });
+        let entries = proptest::collection::vec(prop_oneof![point_entry, time_entry], 0..6);
+        (entries, proptest::option::of(".{0,4}")).prop_map(move |(entries, id)| {
+            let mut bytes = entries.concat();
+            if let Some(id) = id {
+                bytes.extend(field(3, id.as_bytes()));
+            }
+            bytes
+        })
     }
 
     #[test]
