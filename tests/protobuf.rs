@@ -31,6 +31,7 @@ message Transaction {
   map<string, int64> limits = 8;
   Address address = 9;
   optional string note = 10;
+  map<string, Address> branches = 11;
 }
 
 message Address {
@@ -82,6 +83,19 @@ fn transaction(d: &MessageDescriptor, i: i64) -> Vec<u8> {
         m.set_field_by_name("address", Value::Message(a));
         m.set_field_by_name("note", Value::String(format!("n{i}")));
     }
+    // A map of messages: one branch with its address, or (every third) one left empty.
+    let address = d.parent_pool().get_message_by_name("bank.Address").unwrap();
+    let mut branch = DynamicMessage::new(address);
+    if i % 3 != 1 {
+        branch.set_field_by_name("city", Value::String(format!("b{i}")));
+        branch.set_field_by_name("zip", Value::I32(i as i32));
+    }
+    let branches = [(
+        prost_reflect::MapKey::String(format!("branch{}", i % 2)),
+        Value::Message(branch),
+    )]
+    .into();
+    m.set_field_by_name("branches", Value::Map(branches));
     m.encode_to_vec()
 }
 
@@ -148,6 +162,21 @@ fn check_transactions(batches: &[RecordBatch], ids: &[i64]) {
                 i % 2 != 0,
                 "tx{i}: optional"
             );
+            let branches = column(batch, "branches").as_map().value(row);
+            assert_eq!(branches.len(), 1, "tx{i}: one branch");
+            assert_eq!(
+                branches.column(0).as_string::<i32>().value(0),
+                format!("branch{}", i % 2)
+            );
+            let branch = branches.column(1).as_struct();
+            assert!(!branch.is_null(0), "tx{i}: an empty message is not null");
+            let (city, zip) = match i % 3 {
+                1 => (String::new(), 0),
+                _ => (format!("b{i}"), i as i32),
+            };
+            assert_eq!(text(branch.column_by_name("city").unwrap(), 0), city);
+            let zips = branch.column_by_name("zip").unwrap();
+            assert_eq!(zips.as_primitive::<Int32Type>().value(0), zip);
         }
     }
     seen.sort();
