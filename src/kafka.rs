@@ -2,6 +2,8 @@
 
 use crate::config::Connections;
 use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use std::time::{Duration, Instant};
 
 /// Client settings shared by every consumer and producer runner creates.
 pub fn client_config(conn: &Connections) -> ClientConfig {
@@ -171,8 +173,51 @@ where
     }
 }
 
+/// Closes a consumer of a group that is no longer read, before it is dropped. rdkafka's drop
+/// closes it too, but waits for the close in polls of 100 ms, and the close is done within
+/// the first millisecond: 100 ms per consumer, two per exported topic, a quarter of the wall
+/// time of a 300,000-record export. The drop then finds the group closed and says so at
+/// error level, which `logging` leaves out (nothing went wrong).
+pub fn close<C: ConsumerContext>(consumer: &BaseConsumer<C>) {
+    if consumer.close_queue().is_err() {
+        return;
+    }
+    // The drop waits as long as it takes; this only saves the wait when the close is quick.
+    let give_up = Instant::now() + Duration::from_secs(1);
+    while !consumer.closed() && Instant::now() < give_up {
+        // Nothing polled here is wanted: the consumer's reading is over.
+        let _ = consumer.poll(Duration::from_millis(1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    #[test]
+    fn close_leaves_a_consumer_of_a_group_closed_and_one_without_a_group_alone() {
+        let kafka = crate::embedded::EmbeddedKafka::start().unwrap();
+        kafka.create_topic("t", 1).unwrap();
+        let conn: crate::config::Connections = serde_json::from_value(serde_json::json!({
+            "bootstrap_servers": kafka.bootstrap_servers()
+        }))
+        .unwrap();
+        let consumer: BaseConsumer = super::export_consumer_config(&conn, "g").create().unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset("t", 0, rdkafka::Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let _ = consumer.poll(std::time::Duration::from_millis(10));
+        assert!(!consumer.closed());
+        super::close(&consumer);
+        assert!(consumer.closed());
+        // Without a group there is nothing to close: it returns at once.
+        let mut plain = super::client_config(&conn);
+        plain.set("enable.partition.eof", "true");
+        let plain: BaseConsumer = plain.create().unwrap();
+        super::close(&plain);
+        assert!(!plain.closed());
+    }
     #[test]
     fn the_prefetch_is_shared_out_between_1_and_16_mib_a_partition() {
         assert_eq!(super::prefetch_kbytes(1), 16 * 1024);

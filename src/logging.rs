@@ -10,6 +10,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
 use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -33,12 +34,22 @@ pub fn new_run_id() -> String {
     format!("{}-{salt:04x}", now.format("%Y%m%dT%H%M%SZ"))
 }
 
+/// `RUST_LOG`, or by default `info` (rdkafka's and the scheduler's own lines from `warn`).
+fn filter<S: Subscriber>() -> impl tracing_subscriber::layer::Filter<S> + Send + Sync + 'static {
+    leaving_out_closed_on_drop(
+        EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,tokio_cron_scheduler=warn")),
+    )
+}
+
+fn leaving_out_closed_on_drop<S: Subscriber>(
+    levels: EnvFilter,
+) -> impl tracing_subscriber::layer::Filter<S> + Send + Sync + 'static {
+    levels.and(filter_fn(|meta| !closed_on_drop(meta)))
+}
+
 /// Installs the global subscriber. `RUST_LOG` overrides the default `info` level.
 pub fn init(format: LogFormat, log_dir: Option<PathBuf>) -> LogGuard {
-    let filter = || {
-        EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,tokio_cron_scheduler=warn"))
-    };
     let stderr = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(crate::meter::StderrLine::new)
@@ -65,6 +76,12 @@ pub fn init(format: LogFormat, log_dir: Option<PathBuf>) -> LogGuard {
     LogGuard {
         _topic_files: topic_files,
     }
+}
+
+/// rdkafka's only error in its consumer module: a consumer's drop found its group closed
+/// already, as `kafka::close` leaves it (the drop's own close waits 100 ms).
+fn closed_on_drop(meta: &tracing::Metadata<'_>) -> bool {
+    *meta.level() == tracing::Level::ERROR && meta.target() == "rdkafka::consumer::base_consumer"
 }
 
 /// Span fields worth repeating on each line of a topic's file.
@@ -167,5 +184,40 @@ where
         event.record(&mut line);
         line.0.push('\n');
         self.0.write(&topic, &line.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tracing::{Event, Subscriber};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    #[derive(Clone, Default)]
+    struct Count(Arc<AtomicUsize>);
+
+    impl<S: Subscriber> Layer<S> for Count {
+        fn on_event(&self, _: &Event<'_>, _: Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_dropped_consumer_found_closed_is_not_an_error_and_other_errors_still_are() {
+        let count = Count::default();
+        let filter = super::leaving_out_closed_on_drop(EnvFilter::new("info,rdkafka=warn"));
+        let subscriber = tracing_subscriber::registry().with(count.clone().with_filter(filter));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(
+                target: "rdkafka::consumer::base_consumer",
+                "Failed to close consumer queue on drop: BrokerDestroy"
+            );
+            tracing::error!(target: "rdkafka::client", "a broker's error");
+            tracing::warn!(target: "rdkafka::consumer::base_consumer", "invalid rebalance event");
+            tracing::error!(target: "runner::jobs::export", "topic failed");
+        });
+        assert_eq!(count.0.load(Ordering::SeqCst), 3);
     }
 }

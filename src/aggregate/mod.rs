@@ -187,6 +187,7 @@ pub fn run(
     }
 
     // A consumer of its own, its prefetch shared out among the partitions to read.
+    crate::kafka::close(&consumer);
     drop(consumer);
     let consumer: BaseConsumer = crate::kafka::reading_consumer_config(
         &ctx.config.connections,
@@ -231,6 +232,7 @@ pub fn run(
         summary.records += records;
         summary.dead_letters += dead;
     }
+    crate::kafka::close(reader.consumer());
     if let Some(field) = totals.missing_fields().first() {
         return Err(config_error(format!(
             "field `{field}` is not in any record of topic {}; name a decoded field (see `runner plan` and the exported columns)",

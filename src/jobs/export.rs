@@ -121,6 +121,7 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
     );
     if plan.count() > 0 {
         // A consumer of its own, its prefetch shared out among the partitions to read.
+        kafka::close(&planner);
         drop(planner);
         let partitions = crate::read::at_once(&plan);
         let consumer: BaseConsumer =
@@ -181,6 +182,7 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
         outcome?;
         committed?;
         commits.group.finish(reader.consumer());
+        kafka::close(reader.consumer());
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
