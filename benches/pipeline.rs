@@ -8,7 +8,8 @@
 //! bytes as raw. Then, per format, Debian's `kcat -C -e` reads the topic (the bare
 //! consume ceiling) and `runner once --topic` exports it to zstd Parquet in a local folder,
 //! each as its own process: records/s, CPU seconds per million records (user + system, from
-//! wait4) and peak RSS (VmHWM). PIPELINE_FORMATS (default
+//! wait4), peak RSS (VmHWM), and the cores the run and the broker's process kept busy together
+//! (the broker's CPU from /proc: at 2.0 the machine is full). PIPELINE_FORMATS (default
 //! `avro,protobuf,transaction,json,raw`) picks; PIPELINE_BASELINE=<another runner binary> adds
 //! its rows, measured in the same run. PIPELINE_CALLGRIND=1 adds a second table: the
 //! instructions of each process (kcat's and runner's, once each under
@@ -47,14 +48,15 @@ fn main() {
     }
     let (mut child, bootstrap, registry) = fixtures::spawn_broker();
     let (bootstrap, registry) = (bootstrap.as_str(), registry.as_str());
+    let broker = child.id();
     println!(
         "{records} records per topic, {} partitions, broker {bootstrap} (its own process)\n",
         env("PIPELINE_PARTITIONS", "32")
     );
     println!(
-        "| format | what | records/s | of kcat | CPU s per million records | cores busy | peak RSS |"
+        "| format | what | records/s | of kcat | CPU s per million records | cores busy | with the broker | peak RSS |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let runs: usize = env("PIPELINE_RUNS", "3").parse().unwrap();
     let baseline = std::env::var("PIPELINE_BASELINE").ok();
     let mut group = 0;
@@ -63,18 +65,24 @@ fn main() {
         let (mut ceiling, mut current, mut before) = (Vec::new(), Vec::new(), Vec::new());
         // Interleaved, so that the machine's drift hits every row alike; medians reported.
         for _ in 0..runs {
-            ceiling.push(fixtures::measure(&mut kcat(bootstrap, &topic)));
+            ceiling.push(with_broker(broker, || {
+                fixtures::measure(&mut kcat(bootstrap, &topic))
+            }));
             group += 1;
-            current.push(export(
-                env!("CARGO_BIN_EXE_runner"),
-                bootstrap,
-                registry,
-                format,
-                group,
-            ));
+            current.push(with_broker(broker, || {
+                export(
+                    env!("CARGO_BIN_EXE_runner"),
+                    bootstrap,
+                    registry,
+                    format,
+                    group,
+                )
+            }));
             if let Some(binary) = &baseline {
                 group += 1;
-                before.push(export(binary, bootstrap, registry, format, group));
+                before.push(with_broker(broker, || {
+                    export(binary, bootstrap, registry, format, group)
+                }));
             }
         }
         let ceiling = median(ceiling);
@@ -183,9 +191,44 @@ fn runner(binary: &str, dir: &Path) -> Command {
     cmd
 }
 
+/// A measured run and the CPU seconds the broker's process spent meanwhile.
+struct Run {
+    measured: fixtures::Measured,
+    broker_cpu: f64,
+}
+
+fn with_broker(broker: u32, run: impl FnOnce() -> fixtures::Measured) -> Run {
+    let before = cpu_seconds(broker);
+    let measured = run();
+    Run {
+        measured,
+        broker_cpu: cpu_seconds(broker) - before,
+    }
+}
+
+/// User plus system CPU seconds of a running process (fields 14 and 15 of /proc/PID/stat,
+/// counted after the command name, which may hold spaces).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / per_second
+}
+
 /// The run with the median wall time.
-fn median(mut runs: Vec<fixtures::Measured>) -> fixtures::Measured {
-    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.measured.seconds.total_cmp(&b.measured.seconds));
     runs.swap_remove(runs.len() / 2)
 }
 
@@ -215,19 +258,15 @@ fn config(dir: &Path, bootstrap: &str, registry: &str, format: &str, group: usiz
     .unwrap();
 }
 
-fn row(
-    format: &str,
-    what: &str,
-    records: usize,
-    m: &fixtures::Measured,
-    ceiling: &fixtures::Measured,
-) {
+fn row(format: &str, what: &str, records: usize, run: &Run, ceiling: &Run) {
+    let m = &run.measured;
     println!(
-        "| {format} | {what} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} MB |",
+        "| {format} | {what} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} MB |",
         records as f64 / m.seconds,
-        ceiling.seconds / m.seconds,
+        ceiling.measured.seconds / m.seconds,
         m.cpu / (records as f64 / 1e6),
         m.cpu / m.seconds,
+        (m.cpu + run.broker_cpu) / m.seconds,
         m.peak_kb as f64 / 1024.0
     );
 }
