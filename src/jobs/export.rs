@@ -64,7 +64,8 @@ pub struct TopicSummary {
 
 /// Plans a topic without reading any message.
 pub fn plan_only(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicPlan, ExportError> {
-    let (_, _, plan) = prepare(ctx, topic)?;
+    let (planner, _, plan) = prepare(ctx, topic)?;
+    kafka::close(&planner);
     Ok(plan)
 }
 

@@ -133,6 +133,7 @@ fn aggregate_lag(
         ctx.options.kafka_timeout,
     )
     .map_err(|e| e.to_string())?;
+    crate::kafka::close(&consumer);
     Ok(rows_of(topic, &plan))
 }
 
@@ -184,5 +185,6 @@ fn committed_lag(ctx: &RunContext, group: &str, topic: &TopicConfig) -> Result<V
             lag: (high - position.unwrap_or(low)).max(0),
         });
     }
+    crate::kafka::close(&consumer);
     Ok(rows)
 }
