@@ -181,38 +181,40 @@ fn main() {
             &tx_raw,
         )
     });
-    // A type with a map of strings (labels), as event schemas often carry.
-    std::fs::write(
-        dir.path().join("tagged.proto"),
-        "syntax = \"proto3\"; message Tagged { string id = 1; int64 at = 2; \
-         map<string, string> labels = 3; }",
-    )
-    .unwrap();
-    let tagged: Vec<Vec<u8>> = (0..n).map(tagged_message).collect();
-    let tagged_raw = batches(&tagged);
-    let tagged_file = dir.path().join("tagged.proto");
-    time("protobuf, map<string, string>", &tagged, || {
-        decode_all(
-            serde_json::json!({"topic": "b", "format": "protobuf", "schema_file": tagged_file, "message": "Tagged"}),
-            None,
-            &tagged_raw,
-        )
-    });
-    // A map whose values are messages: places by role, each with a position and a name.
-    std::fs::write(
-        dir.path().join("trip.proto"),
-        "syntax = \"proto3\"; message Place { double lat = 1; double lon = 2; string name = 3; } \
-         message Trip { string id = 1; map<string, Place> places = 2; }",
-    )
-    .unwrap();
+    // A type with a map of strings (labels), as event schemas often carry, and one with a map
+    // whose values are messages: places by role, each with a position and a name.
+    let tagged = "syntax = \"proto3\"; message Tagged { string id = 1; int64 at = 2; \
+                  map<string, string> labels = 3; }";
+    let tagged_values: Vec<Vec<u8>> = (0..n).map(tagged_message).collect();
+    time_proto(
+        "protobuf, map<string, string>",
+        dir.path(),
+        tagged,
+        "Tagged",
+        &tagged_values,
+    );
+    let trip = "syntax = \"proto3\"; message Place { double lat = 1; double lon = 2; \
+                string name = 3; } message Trip { string id = 1; map<string, Place> places = 2; }";
     let trips: Vec<Vec<u8>> = (0..n).map(trip_message).collect();
-    let trips_raw = batches(&trips);
-    let trip_file = dir.path().join("trip.proto");
-    time("protobuf, map<string, Place>", &trips, || {
+    time_proto(
+        "protobuf, map<string, Place>",
+        dir.path(),
+        trip,
+        "Trip",
+        &trips,
+    );
+}
+
+/// Times the decoding of unframed `values` of `message`, whose .proto source is `proto`.
+fn time_proto(name: &str, dir: &std::path::Path, proto: &str, message: &str, values: &[Vec<u8>]) {
+    let file = dir.join(format!("{message}.proto"));
+    std::fs::write(&file, proto).unwrap();
+    let raw = batches(values);
+    time(name, values, || {
         decode_all(
-            serde_json::json!({"topic": "b", "format": "protobuf", "schema_file": trip_file, "message": "Trip"}),
+            serde_json::json!({"topic": "b", "format": "protobuf", "schema_file": file, "message": message}),
             None,
-            &trips_raw,
+            &raw,
         )
     });
 }
