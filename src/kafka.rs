@@ -218,6 +218,7 @@ mod tests {
         super::close(&plain);
         assert!(!plain.closed());
     }
+
     #[test]
     fn the_prefetch_is_shared_out_between_1_and_16_mib_a_partition() {
         assert_eq!(super::prefetch_kbytes(1), 16 * 1024);
