@@ -21,6 +21,9 @@ use std::io::Write;
 
 type Result<T> = std::result::Result<T, ParquetError>;
 
+/// Row groups of fewer Arrow bytes than this are encoded on the calling thread (default).
+const PARALLEL_BYTES: usize = 256 * 1024;
+
 pub struct ParquetFile<W: Write + Send> {
     writer: SerializedFileWriter<W>,
     factory: ArrowRowGroupWriterFactory,
@@ -33,6 +36,8 @@ pub struct ParquetFile<W: Write + Send> {
     row_groups: usize,
     max_rows: usize,
     max_bytes: usize,
+    /// Row groups of at least this many Arrow bytes are encoded on every core.
+    parallel_bytes: usize,
 }
 
 impl<W: Write + Send> ParquetFile<W> {
@@ -59,7 +64,14 @@ impl<W: Write + Send> ParquetFile<W> {
             row_groups: 0,
             max_rows,
             max_bytes,
+            parallel_bytes: PARALLEL_BYTES,
         })
+    }
+
+    #[cfg(test)]
+    fn with_parallel_bytes(mut self, bytes: usize) -> Self {
+        self.parallel_bytes = bytes;
+        self
     }
 
     /// Buffers the rows; a row group is written each time `max_row_group_row_count` rows or
@@ -109,19 +121,24 @@ impl<W: Write + Send> ParquetFile<W> {
             fields.push((i, writers.by_ref().take(*n).collect()));
         }
         let schema = &self.schema;
-        let encoded: Vec<Result<Vec<ArrowColumnChunk>>> = fields
-            .into_par_iter()
-            .map(|(i, mut writers)| {
-                let field = schema.field(i);
-                for batch in batches {
-                    let leaves = compute_leaves(field, batch.column(i))?;
-                    for (writer, leaf) in writers.iter_mut().zip(&leaves) {
-                        writer.write(leaf)?;
-                    }
+        let encode = |(i, mut writers): (usize, Vec<ArrowColumnWriter>)| {
+            let field = schema.field(i);
+            for batch in batches {
+                let leaves = compute_leaves(field, batch.column(i))?;
+                for (writer, leaf) in writers.iter_mut().zip(&leaves) {
+                    writer.write(leaf)?;
                 }
-                writers.into_iter().map(ArrowColumnWriter::close).collect()
-            })
-            .collect();
+            }
+            writers.into_iter().map(ArrowColumnWriter::close).collect()
+        };
+        // A small row group is encoded here: waking rayon's idle threads costs more than
+        // they save, as they spin before sleeping again (a fifth of the CPU over 1,000
+        // partitions of 200 records, docs/performance.md).
+        let encoded: Vec<Result<Vec<ArrowColumnChunk>>> = if self.bytes < self.parallel_bytes {
+            fields.into_iter().map(encode).collect()
+        } else {
+            fields.into_par_iter().map(encode).collect()
+        };
         let mut chunks = Vec::with_capacity(self.leaves.iter().sum());
         for field in encoded {
             chunks.extend(field?);
@@ -208,9 +225,18 @@ mod tests {
     /// of the configured size, nested columns included.
     #[test]
     fn writes_what_arrow_writer_writes() {
+        // Row groups encoded on every core and on the calling thread alike.
+        for parallel_bytes in [0, usize::MAX] {
+            writes_what_arrow_writer_writes_with(parallel_bytes);
+        }
+    }
+
+    fn writes_what_arrow_writer_writes_with(parallel_bytes: usize) {
         let batches: Vec<RecordBatch> = (0..7).map(|i| batch(i * 1000, 1000)).collect();
         let schema = batches[0].schema();
-        let mut ours = ParquetFile::try_new(Vec::new(), schema.clone(), props(2500)).unwrap();
+        let mut ours = ParquetFile::try_new(Vec::new(), schema.clone(), props(2500))
+            .unwrap()
+            .with_parallel_bytes(parallel_bytes);
         let mut theirs =
             ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props(2500))).unwrap();
         for b in &batches {
