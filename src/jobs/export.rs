@@ -149,7 +149,7 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
         // Reading and decoding run a few batches ahead on their own thread, writing on this
         // one: two cores at work, the batches in the same order.
         let mut decoder = Decoder::new(topic, ctx.registry.clone());
-        let mut reader = Prefetch::start(reader, 4, move |raw: RawBatch| {
+        let mut reader = Prefetch::start(reader, 4, move |mut raw: RawBatch| {
             crash_point!("after-fetch");
             let decoded = if raw.is_empty() {
                 Ok(Decoded::default())
@@ -157,6 +157,8 @@ pub fn export_topic(ctx: &RunContext, topic: &TopicConfig) -> Result<TopicSummar
                 decoder.decode(&raw)
             };
             crash_point!("after-decode");
+            // Decoded batches wait for the writer: not with a second copy of their records.
+            raw.release_payloads();
             (raw, decoded)
         });
         let dead_letter_topic = match &topic.dead_letter_topic {

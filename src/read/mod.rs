@@ -108,6 +108,15 @@ impl RawBatch {
     pub fn is_empty(&self) -> bool {
         self.offsets.is_empty()
     }
+
+    /// Lets go of the keys, values and headers once they are decoded: a batch then waits
+    /// for the writer with its rows only (the offsets stay, for counting and coverage).
+    pub fn release_payloads(&mut self) {
+        self.keys = BinaryArray::new_null(0);
+        self.values = BinaryArray::new_null(0);
+        self.types = None;
+        self.headers = None;
+    }
 }
 
 struct Pending {
