@@ -65,9 +65,7 @@ fn main() {
         let (mut ceiling, mut current, mut before) = (Vec::new(), Vec::new(), Vec::new());
         // Interleaved, so that the machine's drift hits every row alike; medians reported.
         for _ in 0..runs {
-            ceiling.push(with_broker(broker, || {
-                fixtures::measure(&mut kcat(bootstrap, &topic))
-            }));
+            ceiling.push(with_broker(broker, || consume(bootstrap, &topic, records)));
             group += 1;
             current.push(with_broker(broker, || {
                 export(
@@ -76,12 +74,13 @@ fn main() {
                     registry,
                     format,
                     group,
+                    records,
                 )
             }));
             if let Some(binary) = &baseline {
                 group += 1;
                 before.push(with_broker(broker, || {
-                    export(binary, bootstrap, registry, format, group)
+                    export(binary, bootstrap, registry, format, group, records)
                 }));
             }
         }
@@ -156,10 +155,32 @@ fn export(
     registry: &str,
     format: &str,
     group: usize,
+    records: usize,
 ) -> fixtures::Measured {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), bootstrap, registry, format, group);
-    fixtures::measure(&mut runner(binary, dir.path()))
+    let measured = fixtures::measure(&mut runner(binary, dir.path()));
+    let written = fixtures::parquet_rows(dir.path());
+    assert_eq!(
+        written, records as u64,
+        "{binary} wrote {written} of {records} {format} rows"
+    );
+    measured
+}
+
+/// kcat's consume of the whole topic, measured; it must print every record's offset.
+fn consume(bootstrap: &str, topic: &str, records: usize) -> fixtures::Measured {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = kcat(bootstrap, topic);
+    cmd.stdout(file.reopen().unwrap());
+    let measured = fixtures::measure(&mut cmd);
+    let read = std::fs::read(file.path()).unwrap();
+    let lines = read.iter().filter(|b| **b == b'\n').count();
+    assert_eq!(
+        lines, records,
+        "kcat read {lines} of {records} records of {topic}"
+    );
+    measured
 }
 
 /// A bare consume of the whole topic: the ceiling.

@@ -91,6 +91,11 @@ fn main() {
             peak_kb,
         } = measure(dir.path());
         let records = topics * partitions * per;
+        let written = fixtures::parquet_rows(dir.path());
+        assert_eq!(
+            written, records as u64,
+            "{series} {x}: {written} of {records} rows written"
+        );
         let rss = peak_kb as f64 / 1024.0;
         println!("| {series} | {x} | {records} | {seconds:.2} | {cpu:.2} | {rss:.1} MB |");
         csv.push_str(&format!(

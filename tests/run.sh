@@ -5,8 +5,9 @@
 # uses to read the output back as users do, kubernetes-validate (PyPI), which checks the
 # Kubernetes manifests offline, Debian's chromium and chromium-driver for the console's browser
 # test, promtool (Debian's prometheus package), which checks /metrics, and iproute2 (ip, tc),
-# with which tests/network.rs puts tansu in a network namespace and slows or cuts its link, and
-# socat, the TLS front of tansu in tests/security.rs.
+# with which tests/network.rs puts tansu in a network namespace and slows or cuts its link,
+# socat, the TLS front of tansu in tests/security.rs, and Debian's kcat, the bare consumer the
+# pipeline benchmark's smoke run holds runner against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,7 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v tc >/dev/null || need_apt+=(iproute2)
 command -v socat >/dev/null || need_apt+=(socat)
+command -v kcat >/dev/null || need_apt+=(kcat)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
@@ -79,3 +81,7 @@ if [ -n "$tansu_pid" ]; then
 fi
 
 cargo test --all-targets --features failpoints -- --test-threads 2
+# The pipeline benchmark end to end at a smoke size (this build, one run a format): its broker
+# process, kcat and runner, each run checked to have read or written every record. Its figures
+# come from `cargo bench --bench pipeline` (docs/performance.md).
+PIPELINE_RECORDS=2000 PIPELINE_RUNS=1 cargo test --features failpoints --bench pipeline -- --bench

@@ -304,3 +304,20 @@ pub fn measure(cmd: &mut std::process::Command) -> Measured {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// The rows of every Parquet file under `dir` (footers only): a run's figures count only
+/// when it exported every record.
+pub fn parquet_rows(dir: &std::path::Path) -> u64 {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut rows = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rows += parquet_rows(&path);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+            rows += reader.metadata().file_metadata().num_rows() as u64;
+        }
+    }
+    rows
+}
