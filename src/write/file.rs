@@ -1,11 +1,12 @@
 //! One Parquet file being written: rows are kept as Arrow batches until a row group is due,
-//! then the row group is encoded at once, its columns in parallel on rayon's threads.
+//! then the row group is encoded at once, its columns in parallel on rayon's threads when it
+//! is large enough to be worth waking them.
 //!
 //! parquet's `ArrowWriter` keeps a column writer per column open for as long as a row group
 //! is in progress, each with its page buffers and a zstd compressor and decompressor (about
 //! 150 KB allocated per column). With a file open per partition being read, that state, not
 //! the rows, was most of a run's memory (docs/performance.md). Here column writers exist only
-//! while a row group is encoded, and encoding it uses every core.
+//! while a row group is encoded, and encoding a large one uses every core.
 
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::SchemaRef;
