@@ -80,26 +80,48 @@ type PayloadResult = Result<Vec<Piece>, PayloadError>;
 /// batches of a reader at its buffer budget (a few hundred KB a partition) are split too.
 const CHUNK_ROWS: usize = 512;
 
-/// Runs `decode` on consecutive chunks of `rows` rows, on every core, and returns the results
-/// in order. `decode` counts record indexes from its chunk's start; the error returned is that
-/// of the first failing chunk, with its index counted from the batch's start, as one call
-/// over the whole batch would report it.
+/// Runs `decode` on consecutive chunks of `rows` rows and returns the results in order, on
+/// every core when there are cores to spare. `decode` counts record indexes from its chunk's
+/// start; the error returned is that of the first failing chunk, with its index counted from
+/// the batch's start, as one call over the whole batch would report it.
 fn in_chunks<T: Send>(
     rows: usize,
+    decode: impl Fn(std::ops::Range<usize>) -> Result<T, PayloadError> + Sync,
+) -> Result<Vec<T>, PayloadError> {
+    in_chunks_on(rows, spare_cores(), decode)
+}
+
+/// Whether a batch's chunks may be decoded on other threads too. The reading, decoding and
+/// writing threads keep two cores busy already: on two, chunks handed to other threads cost
+/// 3 to 6% more CPU for no time saved (docs/performance.md). `available_parallelism` counts
+/// a container's CPU limit.
+fn spare_cores() -> bool {
+    static SPARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SPARE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()) > 2)
+}
+
+fn in_chunks_on<T: Send>(
+    rows: usize,
+    parallel: bool,
     decode: impl Fn(std::ops::Range<usize>) -> Result<T, PayloadError> + Sync,
 ) -> Result<Vec<T>, PayloadError> {
     use rayon::prelude::*;
     if rows < 2 * CHUNK_ROWS {
         return decode(0..rows).map(|t| vec![t]);
     }
-    (0..rows)
-        .step_by(CHUNK_ROWS)
+    let chunk = |start: usize| {
+        let range = start..(start + CHUNK_ROWS).min(rows);
+        decode(range).map_err(|e| e.reindex(|index| index + start))
+    };
+    let starts = (0..rows).step_by(CHUNK_ROWS);
+    if !parallel {
+        // Stops at the first failing chunk.
+        return starts.map(chunk).collect();
+    }
+    starts
         .collect::<Vec<_>>()
         .into_par_iter()
-        .map(|start| {
-            let range = start..(start + CHUNK_ROWS).min(rows);
-            decode(range).map_err(|e| e.reindex(|index| index + start))
-        })
+        .map(chunk)
         // rayon's own Result collect returns whichever error it meets; in order, the first.
         .collect::<Vec<_>>()
         .into_iter()

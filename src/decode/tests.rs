@@ -319,6 +319,39 @@ fn a_large_batch_decoded_in_chunks_equals_one_decoding_of_all_its_records() {
     assert_eq!(offsets, &expected);
 }
 
+/// Chunks decoded on the calling thread (two cores or fewer) and on every core give the same
+/// pieces in the same order, and the same first bad record, counted from the batch's start.
+#[test]
+fn chunks_on_one_thread_and_on_every_core_give_the_same_pieces_and_error() {
+    let decode = |bad: &'static [usize]| {
+        move |rows: std::ops::Range<usize>| match bad.iter().find(|b| rows.contains(b)) {
+            Some(b) => Err(PayloadError::Record {
+                index: b - rows.start,
+                reason: format!("record {b}"),
+            }),
+            None => Ok(rows),
+        }
+    };
+    for parallel in [false, true] {
+        let pieces = in_chunks_on(5_000, parallel, decode(&[])).unwrap();
+        assert_eq!(pieces.len(), 10);
+        assert_eq!(
+            pieces.into_iter().flatten().collect::<Vec<_>>(),
+            (0..5_000).collect::<Vec<_>>()
+        );
+        match in_chunks_on(5_000, parallel, decode(&[4_100, 1_700, 2_000])) {
+            Err(PayloadError::Record { index, reason }) => {
+                assert_eq!((index, reason.as_str()), (1_700, "record 1700"));
+            }
+            other => panic!("parallel {parallel}: {other:?}"),
+        }
+        assert_eq!(
+            in_chunks_on(900, parallel, decode(&[])).unwrap(),
+            vec![0..900]
+        );
+    }
+}
+
 #[test]
 fn chunked_decoding_names_the_first_bad_record_of_the_batch() {
     let values = numbered_json(9_000, &[7_000, 3_000]);
