@@ -10,6 +10,7 @@ pub mod admin;
 pub mod aggregate;
 pub mod check;
 pub mod config;
+pub mod cores;
 pub mod crash;
 pub mod dead_letter_topic;
 pub mod decode;

@@ -93,11 +93,9 @@ fn in_chunks<T: Send>(
 
 /// Whether a batch's chunks may be decoded on other threads too. The reading, decoding and
 /// writing threads keep two cores busy already: on two, chunks handed to other threads cost
-/// 3 to 6% more CPU for no time saved (docs/performance.md). `available_parallelism` counts
-/// a container's CPU limit.
+/// 3 to 6% more CPU for no time saved (docs/performance.md).
 fn spare_cores() -> bool {
-    static SPARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SPARE.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()) > 2)
+    crate::cores::available() > 2
 }
 
 fn in_chunks_on<T: Send>(

@@ -65,7 +65,12 @@ impl<W: Write + Send> ParquetFile<W> {
             row_groups: 0,
             max_rows,
             max_bytes,
-            parallel_bytes: PARALLEL_BYTES,
+            // On one core the other threads only take turns with this one.
+            parallel_bytes: if crate::cores::available() > 1 {
+                PARALLEL_BYTES
+            } else {
+                usize::MAX
+            },
         })
     }
 
