@@ -9,7 +9,7 @@
 //! - partitions: one topic of 200,000 records over 1 to 1,000 partitions.
 //!
 //! Each point is one `runner once` process: wall seconds, CPU seconds (wait4) and peak RSS
-//! (VmHWM). The rows also go to `target/scaling.csv` for the plot. SCALING_SERIES (e.g.
+//! (VmHWM), reported only if its files hold every record. The rows also go to `target/scaling.csv` for the plot. SCALING_SERIES (e.g.
 //! `records`) measures some series only; SCALING_KAFKA_PROPERTIES passes librdkafka settings.
 
 #[allow(dead_code)]
