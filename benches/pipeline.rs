@@ -11,7 +11,8 @@
 //! wait4), peak RSS (VmHWM), and the cores the run and the broker's process kept busy together
 //! (the broker's CPU from /proc: at 2.0 the machine is full). PIPELINE_FORMATS (default
 //! `avro,protobuf,transaction,json,raw`) picks; PIPELINE_BASELINE=<another runner binary> adds
-//! its rows, measured in the same run. PIPELINE_CALLGRIND=1 adds a second table: the
+//! its rows, measured in the same run, and a table of CPU per record against it.
+//! PIPELINE_CALLGRIND=1 adds a second table: the
 //! instructions of each process (kcat's and runner's, once each under
 //! `valgrind --tool=callgrind`), which repeat from run to run where times drift. A timed run
 //! counts only if kcat printed every record's offset and runner's files hold every record;
@@ -62,6 +63,7 @@ fn main() {
     let runs: usize = env("PIPELINE_RUNS", "3").parse().unwrap();
     let baseline = std::env::var("PIPELINE_BASELINE").ok();
     let mut group = 0;
+    let mut against = Vec::new();
     for format in formats.split(',') {
         let topic = format!("bench-{format}");
         let (mut ceiling, mut current, mut before) = (Vec::new(), Vec::new(), Vec::new());
@@ -86,6 +88,9 @@ fn main() {
                 }));
             }
         }
+        if !before.is_empty() {
+            against.push((format, median_cpu(&current), median_cpu(&before)));
+        }
         let ceiling = median(ceiling);
         row(format, "kcat -C -e (ceiling)", records, &ceiling, &ceiling);
         row(format, "runner once", records, &median(current), &ceiling);
@@ -99,6 +104,25 @@ fn main() {
             );
         }
     }
+    if !against.is_empty() {
+        let each = if runs == 1 {
+            "one run".to_string()
+        } else {
+            format!("medians of {runs} runs")
+        };
+        println!("\nCPU per record against the baseline ({each} each):\n");
+        println!("| format | runner µs of CPU a record | baseline | runner / baseline |");
+        println!("|---|---|---|---|");
+        for (format, cpu, base) in against {
+            let per = |s: f64| s / records as f64 * 1e6;
+            println!(
+                "| {format} | {:.2} | {:.2} | {:.2} |",
+                per(cpu),
+                per(base),
+                cpu / base
+            );
+        }
+    }
     if callgrind {
         println!("\n| format | what | instructions | per record |");
         println!("|---|---|---|---|");
@@ -108,12 +132,20 @@ fn main() {
             let topic = format!("bench-{format}");
             let count = instructions(&mut kcat(bootstrap, &topic));
             count_row(format, "kcat -C -e (ceiling)", records, count);
+            let mut counts = Vec::new();
             for (what, binary) in &builds {
                 group += 1;
                 let dir = tempfile::tempdir().unwrap();
                 config(dir.path(), bootstrap, registry, format, group);
                 let count = instructions(&mut runner(binary, dir.path()));
                 count_row(format, what, records, count);
+                counts.push(count);
+            }
+            if let [Some(now), Some(base)] = counts[..] {
+                println!(
+                    "| {format} | runner / baseline | | {:.2} |",
+                    now as f64 / base as f64
+                );
             }
         }
     }
@@ -247,6 +279,13 @@ fn cpu_seconds(pid: u32) -> f64 {
     // SAFETY: sysconf only reads a system constant.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(11) + ticks(12)) / per_second
+}
+
+/// The median of the runs' CPU seconds (of all runs, not of the median wall time's run).
+fn median_cpu(runs: &[Run]) -> f64 {
+    let mut cpu: Vec<f64> = runs.iter().map(|r| r.measured.cpu).collect();
+    cpu.sort_by(f64::total_cmp);
+    cpu[cpu.len() / 2]
 }
 
 /// The run with the median wall time.
