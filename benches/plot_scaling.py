@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 root = pathlib.Path(__file__).resolve().parent.parent
 rows = list(csv.DictReader(open(root / "target" / "scaling.csv")))
 series = [("records", "records in the range"), ("topics", "topics (4 partitions, 20,000 records each)"),
-          ("partitions", "partitions (200,000 records in one topic)")]
+          ("partitions", "partitions (200,000 records in one topic, from 8)")]
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
 for ax, (name, label) in zip(axes, series):
     points = [r for r in rows if r["series"] == name]

@@ -26,7 +26,7 @@ use queue::{BatchQueue, Taken};
 
 /// Key and value bytes a bounded reader buffers over all partitions before it sends the
 /// largest partial batch on (default).
-pub const MAX_BUFFERED_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_BUFFERED_BYTES: usize = 8 * 1024 * 1024;
 
 /// Partitions a bounded reader reads at once; the others wait their turn. Every partition
 /// being read has an open file, its share of librdkafka's prefetch and of the reader's
