@@ -12,9 +12,9 @@
 //! (the broker's CPU from /proc: at 2.0 the machine is full). PIPELINE_FORMATS (default
 //! `avro,protobuf,transaction,json,raw`) picks; PIPELINE_BASELINE=<another runner binary> adds
 //! its rows, measured in the same run, and a table of CPU per record against it.
-//! PIPELINE_CALLGRIND=1 adds a second table: the
-//! instructions of each process (kcat's and runner's, once each under
-//! `valgrind --tool=callgrind`), which repeat from run to run where times drift. A timed run
+//! PIPELINE_CALLGRIND=1 adds a table of the instructions of each process (kcat's and runner's,
+//! once each under `valgrind --tool=callgrind`, with the ratio to the baseline), which repeat
+//! from run to run where times drift. A timed run
 //! counts only if kcat printed every record's offset and runner's files hold every record;
 //! `tests/run.sh` runs this at 2,000 records a format as a smoke test.
 
