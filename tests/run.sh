@@ -85,5 +85,5 @@ cargo test --all-targets --features failpoints -- --test-threads 2
 # process, kcat and runner, each run checked to have read or written every record; the same
 # build again as the baseline, so the comparison tables are made too. Its figures come from
 # `cargo bench --bench pipeline` (docs/performance.md).
-PIPELINE_RECORDS=2000 PIPELINE_RUNS=1 PIPELINE_BASELINE="$PWD/target/debug/runner" \
+PIPELINE_RECORDS=2000 PIPELINE_RUNS=1 PIPELINE_BASELINE="${CARGO_TARGET_DIR:-$PWD/target}/debug/runner" \
   cargo test --features failpoints --bench pipeline -- --bench
