@@ -14,9 +14,9 @@
 //! its rows, measured in the same run, and a table of CPU per record against it.
 //! PIPELINE_CALLGRIND=1 adds a table of the instructions of each process (kcat's and runner's,
 //! once each under `valgrind --tool=callgrind`, with the ratio to the baseline), which repeat
-//! from run to run where times drift. A timed run
-//! counts only if kcat printed every record's offset and runner's files hold every record;
-//! `tests/run.sh` runs this at 2,000 records a format as a smoke test.
+//! from run to run where times drift. A timed run counts only if kcat printed every record's
+//! offset and runner's files hold every record; `tests/run.sh` runs this at 2,000 records a
+//! format as a smoke test.
 
 #[allow(dead_code)]
 #[path = "support/fixtures.rs"]
@@ -113,8 +113,8 @@ fn main() {
         println!("\nCPU per record against the baseline ({each} each):\n");
         println!("| format | runner µs of CPU a record | baseline | runner / baseline |");
         println!("|---|---|---|---|");
+        let per = |s: f64| s / records as f64 * 1e6;
         for (format, cpu, base) in against {
-            let per = |s: f64| s / records as f64 * 1e6;
             println!(
                 "| {format} | {:.2} | {:.2} | {:.2} |",
                 per(cpu),
