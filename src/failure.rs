@@ -3,8 +3,9 @@
 //! them, so a Kubernetes podFailurePolicy can stop retrying; everything else (a broker or
 //! store that is down, a lock held by another run) may pass on the next attempt.
 
-use crate::aggregate::{AggregateError, state::StateError};
+use crate::aggregate::state::StateError;
 use crate::dead_letter_topic::DeadLetterError;
+use crate::jobs::aggregate::AggregateError;
 use crate::jobs::export::ExportError;
 use crate::lock::LockError;
 use crate::plan::PlanError;

@@ -2,7 +2,7 @@
 //! accumulator per computed column. Previous totals (cumulative mode) merge in through the
 //! same accumulators, so a total never depends on how records were split over runs.
 
-use super::config::{Aggregate, CastType, Op};
+use crate::config::aggregate::{Aggregate, CastType, Op};
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, Decimal128Array, Float64Array, Int64Array, UInt32Array,
     new_null_array,

@@ -42,7 +42,7 @@ pub struct Connections {
     #[serde(default)]
     pub storage_options: BTreeMap<String, Secret>,
     #[serde(default)]
-    pub storage_retry: Option<crate::sink::config::StorageRetry>,
+    pub storage_retry: Option<super::sink::StorageRetry>,
     /// Local folder to stage each file in before upload (relative to connections.json).
     #[serde(default)]
     pub staging_dir: Option<PathBuf>,

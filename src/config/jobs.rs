@@ -1,8 +1,8 @@
 //! `jobs/`: one JSON file per job. A job names its kind, the topics.json entries it covers, an
 //! optional cron schedule and per-job overrides.
 
+use super::aggregate::AggregateConfig;
 use super::{ConfigError, TopicConfig};
-use crate::aggregate::config::AggregateConfig;
 use crate::schedule::cron::CronSchedule;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ pub struct JobConfig {
     pub cron: Option<CronSchedule>,
     /// The sink of `storage_url`, when the job has its own.
     #[serde(skip)]
-    pub sink: Option<crate::sink::SinkConfig>,
+    pub sink: Option<super::sink::SinkConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -217,7 +217,7 @@ pub(super) fn load_all(
         if let Some(url) = &job.storage_url {
             let mut own = connections.clone();
             own.storage_url = Some(url.clone());
-            job.sink = Some(crate::sink::SinkConfig::from_connections(&own, &file, dir)?);
+            job.sink = Some(super::sink::SinkConfig::from_connections(&own, &file, dir)?);
         }
         if let Some(other) = jobs.iter().find(|j| j.name == job.name) {
             return Err(ConfigError::invalid(

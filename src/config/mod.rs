@@ -1,12 +1,14 @@
 //! Configuration: `connections.json` and `topics.json` in the exporter's format, plus runner's
 //! optional extensions. Everything is checked here, before any stage touches Kafka.
 
+pub mod aggregate;
 mod connections;
 pub mod fleet;
 mod interpolate;
 pub mod jobs;
 mod partition_map;
 mod path_template;
+pub mod sink;
 pub mod stream;
 mod strict_json;
 mod topics;
@@ -67,7 +69,7 @@ impl ConfigError {
 pub struct Config {
     pub dir: PathBuf,
     pub connections: Connections,
-    pub sink: crate::sink::SinkConfig,
+    pub sink: sink::SinkConfig,
     pub topics: Vec<TopicConfig>,
     /// `jobs/*.json`, sorted by name.
     pub jobs: Vec<JobConfig>,
@@ -86,11 +88,8 @@ impl Config {
         let connections_dir = connections_file.parent().unwrap_or(dir);
         let mut connections: Connections = load_json(connections_file)?;
         connections.validate(connections_file)?;
-        let sink = crate::sink::SinkConfig::from_connections(
-            &connections,
-            connections_file,
-            connections_dir,
-        )?;
+        let sink =
+            sink::SinkConfig::from_connections(&connections, connections_file, connections_dir)?;
         let mut topics: Vec<TopicConfig> = load_json(&topics_file)?;
         for topic in &mut topics {
             topic.schema_file = topic.schema_file.as_ref().map(|f| dir.join(f));

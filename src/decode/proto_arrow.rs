@@ -4,6 +4,7 @@
 //! (proto3 scalars) always hold a value; fields with presence are null when unset.
 
 use super::Piece;
+use super::proto_wire::{TIMESTAMP, WireMessage, downcast, micros};
 use arrow::array::{
     ArrayBuilder, BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder,
     Int64Builder, ListBuilder, MapBuilder, StringBuilder, StringDictionaryBuilder, StructBuilder,
@@ -12,8 +13,6 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Fields, Int32Type, TimeUnit};
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value};
 use std::sync::Arc;
-
-pub(super) const TIMESTAMP: &str = "google.protobuf.Timestamp";
 
 /// The Arrow fields of a message's fields.
 pub fn fields(message: &MessageDescriptor) -> Result<Vec<Field>, String> {
@@ -85,7 +84,7 @@ fn kind_type(kind: &Kind, outer: &mut Vec<String>) -> Result<DataType, String> {
 pub struct MessageColumns {
     descriptor: MessageDescriptor,
     /// The wire reader of the type, unless it needs `DynamicMessage` (see proto_wire).
-    wire: Option<super::proto_wire::WireMessage>,
+    wire: Option<WireMessage>,
     fields: Vec<Field>,
     builders: Vec<Box<dyn ArrayBuilder>>,
     /// Messages appended; a message type without fields has no column to count them.
@@ -101,7 +100,7 @@ impl MessageColumns {
             .collect();
         Ok(MessageColumns {
             descriptor: descriptor.clone(),
-            wire: super::proto_wire::WireMessage::new(descriptor),
+            wire: WireMessage::new(descriptor),
             fields,
             builders,
             rows: 0,
@@ -271,20 +270,4 @@ fn append_kind(
         }
     }
     Ok(())
-}
-
-/// A Timestamp's microseconds; seconds past what 64 bits of microseconds hold (about
-/// 292,000 years) are refused rather than wrapped.
-pub(super) fn micros(seconds: i64, nanos: i32) -> Result<i64, String> {
-    seconds
-        .checked_mul(1_000_000)
-        .and_then(|us| us.checked_add(i64::from(nanos) / 1_000))
-        .ok_or_else(|| format!("timestamp of {seconds} seconds is out of range"))
-}
-
-fn downcast<T: 'static>(builder: &mut dyn ArrayBuilder) -> Result<&mut T, String> {
-    builder
-        .as_any_mut()
-        .downcast_mut::<T>()
-        .ok_or_else(|| format!("internal: builder is not a {}", std::any::type_name::<T>()))
 }

@@ -1,14 +1,15 @@
 //! Jobs compose the stages. `run_once` exports topics in parallel with bounded concurrency;
 //! a failing topic never stops the others.
 
+pub mod aggregate;
 pub mod continuous;
 pub mod export;
 pub mod stream;
 
-use crate::aggregate::{self, AggregateError, AggregateSummary};
 use crate::config::{Config, JobConfig, JobKind, TopicConfig};
 use crate::plan::bounds::{Backfill, Shard};
 use crate::sink::Sink;
+use aggregate::{AggregateError, AggregateSummary};
 use export::{ExportError, TopicSummary};
 use rayon::prelude::*;
 use std::sync::Arc;

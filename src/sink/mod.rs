@@ -2,11 +2,10 @@
 //! folder, Azure, S3 or GCS). Objects become visible only when complete (a committed multipart
 //! upload, or on a local folder a staging file renamed and fsynced).
 
-pub mod config;
 pub(crate) mod store;
 mod writer;
 
-pub use config::{SinkConfig, StoreKind};
+pub use crate::config::sink::{SinkConfig, StoreKind};
 pub use writer::ObjectWriter;
 
 /// An object's version (its ETag), for compare-and-swap writes.

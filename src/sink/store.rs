@@ -1,7 +1,7 @@
 //! Builds the object_store client of a `SinkConfig`: one backend per store kind, each with the
 //! configured retries, then scoped to the prefix.
 
-use super::config::{SinkConfig, StoreKind};
+use super::{SinkConfig, StoreKind};
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -23,7 +23,7 @@ pub fn build(
     if cfg.kind == StoreKind::Azure
         && let Some(container) = cfg.container()
     {
-        super::config::check_container(&container).map_err(|e| {
+        crate::config::sink::check_container(&container).map_err(|e| {
             format!("{e}; fix storage_url (or azure_filesystem_name) in connections.json")
         })?;
     }

@@ -1,4 +1,4 @@
-use super::config::{SinkConfig, StoreKind};
+use super::{SinkConfig, StoreKind};
 use crate::config::{Config, ConfigError};
 
 fn load(connections: serde_json::Value) -> Result<Config, ConfigError> {

@@ -42,7 +42,7 @@ pub struct ObjectWriter {
 
 impl ObjectWriter {
     pub(super) fn streaming(sink: &Sink, path: Path, upload: Box<dyn MultipartUpload>) -> Self {
-        use super::config::StoreKind;
+        use super::StoreKind;
         let part = match sink.cfg.kind {
             StoreKind::Local | StoreKind::Azure => SMALL_PART_SIZE,
             StoreKind::S3 | StoreKind::Gcs => PART_SIZE,

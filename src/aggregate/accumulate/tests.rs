@@ -1,5 +1,5 @@
 use super::*;
-use crate::aggregate::config::{AggregateConfig, CastType};
+use crate::config::aggregate::{AggregateConfig, CastType};
 use arrow::array::{Decimal128Array, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::{Field, Schema};
 

@@ -10,13 +10,14 @@
 
 use super::{ContinuousError, MemberSummary, Work};
 use crate::aggregate::accumulate::Aggregator;
+use crate::aggregate::output;
 use crate::aggregate::state::{self, AggregateState, StateError};
-use crate::aggregate::{AggregateError, Spec, output};
 use crate::config::{ContinuousSettings, JobConfig, TopicConfig};
 use crate::crash::crash_point;
 use crate::dead_letter_topic::DeadLetterTopic;
 use crate::decode::Decoder;
 use crate::jobs::RunContext;
+use crate::jobs::aggregate::{AggregateError, Spec};
 use crate::read::group::{Assignment, Buffers, GroupConsumer};
 use crate::read::{HeaderCapture, RawBatch};
 use crate::sink::Sink;
@@ -117,7 +118,7 @@ impl AggregateWork {
         let decoded = self.decoder.decode(&raw)?;
         crash_point!("after-decode");
         let dlq = self.dead_letter_topic.as_ref();
-        let added = crate::aggregate::add_batch(
+        let added = crate::jobs::aggregate::add_batch(
             &mut self.delta,
             decoded,
             &self.topic.topic,

@@ -10,8 +10,8 @@ mod export;
 
 use super::RunContext;
 use super::export::ExportError;
-use crate::aggregate::AggregateError;
 use crate::config::{ContinuousSettings, JobConfig, JobKind, TopicConfig};
+use crate::jobs::aggregate::AggregateError;
 use crate::read::group::{self, Assignment, Buffers, GroupConsumer};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::Consumer;

@@ -2,7 +2,7 @@
 //! matches of their own, read to the end, or past the `limit`-th match by timestamp.
 
 use super::matcher::Hit;
-use super::scan::Stopped;
+use super::outcome::Stopped;
 use crate::read::RawBatch;
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -2,8 +2,8 @@
 //! query's filters, and build a message (and, for Parquet, a typed row) for the matches only.
 
 use super::message::{Candidate, Message, key_text};
+use super::outcome::ScanError;
 use super::query::Query;
-use super::scan::ScanError;
 use crate::config::{Format, TopicConfig};
 use crate::decode::{DEAD_LETTER_COLUMNS, Decoded, Decoder};
 use crate::read::RawBatch;

@@ -5,9 +5,11 @@ pub mod download;
 mod found;
 mod matcher;
 pub mod message;
+pub mod outcome;
 pub mod query;
 pub mod scan;
 
 pub use message::Message;
+pub use outcome::{Event, Outcome, ScanError, Stats, Stopped};
 pub use query::{Caps, Query, QueryError};
-pub use scan::{Event, Outcome, Scan, ScanError, Stats, Stopped};
+pub use scan::Scan;

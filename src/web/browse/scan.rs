@@ -8,16 +8,16 @@
 use super::found::Found;
 use super::matcher::{Hit, Matcher};
 use super::message::Message;
+use super::outcome::{Event, Outcome, ScanError, Stats, Stopped};
 use super::query::{Query, Seek};
 use crate::config::{Connections, OnDecodeError, TopicConfig};
 use crate::plan::{PartitionPlan, StartSource, TopicPlan};
-use crate::read::{BoundedReader, HeaderCapture, Prefetch, RawBatch, ReadError, TailReader};
+use crate::read::{BoundedReader, HeaderCapture, Prefetch, RawBatch, TailReader};
 use crate::registry::Registry;
 use arrow::array::RecordBatch;
 use rayon::prelude::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,67 +27,6 @@ const BATCH_ROWS: usize = 2_000;
 /// Batches read ahead of the matching, and matched at once.
 const AHEAD: usize = 8;
 const CHUNK: usize = 4;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error("topic {topic}: {reason}")]
-    Kafka { topic: String, reason: String },
-    #[error(
-        "topic {topic} has no partition {partition} (it has {count}); pick partitions 0 to {last}",
-        last = count - 1
-    )]
-    NoPartition {
-        topic: String,
-        partition: i32,
-        count: i32,
-    },
-    #[error("topic {topic} does not exist or is not readable with these credentials")]
-    NoTopic { topic: String },
-    #[error(transparent)]
-    Read(#[from] ReadError),
-    #[error(transparent)]
-    Decode(#[from] crate::decode::DecodeError),
-    #[error("topic {topic}: {reason}")]
-    Rows { topic: String, reason: String },
-}
-
-/// Why a scan ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stopped {
-    /// Enough matches.
-    Limit,
-    /// Every partition read to its end.
-    End,
-    MaxScan,
-    MaxSeconds,
-    Cancelled,
-}
-
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
-pub struct Stats {
-    pub scanned: u64,
-    pub matched: u64,
-    pub elapsed_ms: u64,
-}
-
-/// What a scan reports while it runs; the callback returns false to cancel it.
-pub enum Event<'a> {
-    Progress(Stats),
-    /// A match of a live tail, as it arrives.
-    Message(&'a Message),
-}
-
-pub struct Outcome {
-    /// In display order: newest first when reading backwards.
-    pub messages: Vec<Message>,
-    /// With `keep_rows`, the typed rows of `messages` that decoded, in the same order.
-    pub rows: Vec<RecordBatch>,
-    /// Matches that did not decode, so have no typed row.
-    pub undecoded: u64,
-    pub stats: Stats,
-    pub stopped: Stopped,
-}
 
 /// What a scan needs besides the query.
 pub struct Scan<'a> {

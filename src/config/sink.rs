@@ -2,7 +2,7 @@
 //! an Azure form, `s3://` or `gs://`), the exporter's `azure_*` fields, `storage_options`
 //! (object_store's own keys), `storage_retry` and `staging_dir`. Checked at load, offline.
 
-use crate::config::{ConfigError, Connections, Secret};
+use super::{ConfigError, Connections, Secret};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -239,7 +239,7 @@ fn remote(text: &str) -> Result<SinkConfig, String> {
 
 /// Azure's rule for container (filesystem) names, checked when the store is built (not at
 /// load, so the exporter's example files with placeholder names still load).
-pub(super) fn check_container(name: &str) -> Result<(), String> {
+pub(crate) fn check_container(name: &str) -> Result<(), String> {
     let ok = (3..=63).contains(&name.len())
         && name
             .chars()
