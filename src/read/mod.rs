@@ -5,21 +5,25 @@
 //! end arrives, or at partition EOF, so compacted gaps and transaction markers cannot stall it.
 
 use crate::plan::TopicPlan;
-use arrow::array::{BinaryArray, BinaryBuilder};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, sync_channel};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod batch;
 pub mod group;
+mod prefetch;
 mod queue;
+mod tail;
+
+use batch::Pending;
+pub use batch::{HeaderCapture, RawBatch};
+pub use prefetch::Prefetch;
+pub use tail::TailReader;
 
 pub use queue::Fields;
 use queue::{BatchQueue, Taken};
@@ -63,157 +67,6 @@ pub enum ReadError {
         end: i64,
         seconds: u64,
     },
-}
-
-/// Records of one partition in columns, ready to decode without per-record allocations.
-#[derive(Debug, Clone)]
-pub struct RawBatch {
-    pub partition: i32,
-    pub offsets: Vec<i64>,
-    pub timestamps: Vec<Option<i64>>,
-    pub keys: BinaryArray,
-    pub values: BinaryArray,
-    /// The next offset to read after this batch: the partition is covered up to here.
-    pub next_offset: i64,
-    /// The partition's range is finished with this batch.
-    pub last: bool,
-    /// Each record's type header value, for a header-typed topic (`HeaderCapture::type_header`).
-    pub types: Option<Vec<Option<String>>>,
-    /// Each record's headers as text (invalid UTF-8 replaced), when a stream job asks for them.
-    pub headers: Option<Vec<Vec<(String, String)>>>,
-}
-
-/// Which headers the reader keeps: reading them costs a lookup per record, so only when asked.
-#[derive(Debug, Clone, Default)]
-pub struct HeaderCapture {
-    /// The header naming each record's type (topics.json `type_header`).
-    pub type_header: Option<Arc<str>>,
-    /// Every header, for stream jobs.
-    pub all: bool,
-}
-
-impl HeaderCapture {
-    pub fn for_topic(topic: &crate::config::TopicConfig) -> Self {
-        HeaderCapture {
-            type_header: topic.type_header.as_deref().map(Arc::from),
-            all: false,
-        }
-    }
-}
-
-impl RawBatch {
-    pub fn len(&self) -> usize {
-        self.offsets.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
-    }
-
-    /// Lets go of the keys, values and headers once they are decoded: a batch then waits
-    /// for the writer with its rows only (the offsets stay, for counting and coverage).
-    pub fn release_payloads(&mut self) {
-        self.keys = BinaryArray::new_null(0);
-        self.values = BinaryArray::new_null(0);
-        self.types = None;
-        self.headers = None;
-    }
-}
-
-struct Pending {
-    next: i64,
-    end: i64,
-    done: bool,
-    offsets: Vec<i64>,
-    timestamps: Vec<Option<i64>>,
-    keys: BinaryBuilder,
-    values: BinaryBuilder,
-    /// When the oldest buffered record arrived.
-    first_at: Instant,
-    /// Key and value bytes buffered.
-    bytes: usize,
-    capture: HeaderCapture,
-    types: Vec<Option<String>>,
-    headers: Vec<Vec<(String, String)>>,
-}
-
-impl Pending {
-    fn new(start: i64, end: i64) -> Self {
-        Pending {
-            next: start,
-            end,
-            done: false,
-            offsets: Vec::new(),
-            timestamps: Vec::new(),
-            keys: BinaryBuilder::new(),
-            values: BinaryBuilder::new(),
-            first_at: Instant::now(),
-            bytes: 0,
-            capture: HeaderCapture::default(),
-            types: Vec::new(),
-            headers: Vec::new(),
-        }
-    }
-
-    fn with_capture(mut self, capture: &HeaderCapture) -> Self {
-        self.capture = capture.clone();
-        self
-    }
-    /// Appends a message's columns; the partition is then covered up to after it.
-    fn push(&mut self, msg: &Fields<'_>) {
-        let offset = msg.offset;
-        if self.offsets.is_empty() {
-            self.first_at = Instant::now();
-        }
-        self.offsets.push(offset);
-        self.timestamps.push(msg.timestamp);
-        self.keys.append_option(msg.key);
-        self.values.append_option(msg.payload);
-        self.bytes += msg.key.map_or(0, <[u8]>::len) + msg.payload.map_or(0, <[u8]>::len);
-        self.next = offset + 1;
-        if self.capture.type_header.is_some() || self.capture.all {
-            self.push_headers(msg);
-        }
-    }
-
-    fn push_headers(&mut self, msg: &Fields<'_>) {
-        let (mut kind, mut all) = (None, Vec::new());
-        msg.headers(|key, value| {
-            if let Some(name) = &self.capture.type_header
-                && key == name.as_ref()
-            {
-                kind = value.map(|v| String::from_utf8_lossy(v).into_owned());
-            }
-            if self.capture.all {
-                let value = value.map(String::from_utf8_lossy).unwrap_or_default();
-                all.push((key.to_string(), value.into_owned()));
-            }
-        });
-        if self.capture.type_header.is_some() {
-            self.types.push(kind);
-        }
-        if self.capture.all {
-            self.headers.push(all);
-        }
-    }
-
-    fn take(&mut self, partition: i32) -> RawBatch {
-        self.bytes = 0;
-        RawBatch {
-            partition,
-            offsets: std::mem::take(&mut self.offsets),
-            timestamps: std::mem::take(&mut self.timestamps),
-            keys: self.keys.finish(),
-            values: self.values.finish(),
-            next_offset: self.next,
-            types: self
-                .capture
-                .type_header
-                .is_some()
-                .then(|| std::mem::take(&mut self.types)),
-            headers: self.capture.all.then(|| std::mem::take(&mut self.headers)),
-            last: self.done,
-        }
-    }
 }
 
 pub struct BoundedReader {
@@ -562,178 +415,5 @@ impl BoundedReader {
             end: p.1,
             seconds: self.stall_timeout.as_secs(),
         })
-    }
-}
-
-/// A reader on its own thread, up to `ahead` batches ahead of the caller, so that reading and
-/// the caller's work run on two cores. `work` turns each batch into what the caller takes
-/// (decoding it, say) on that thread too. Batches arrive in the reader's order; dropping it
-/// stops the thread.
-pub struct Prefetch<T> {
-    /// `None` only while dropping.
-    batches: Option<Receiver<Result<T, ReadError>>>,
-    consumer: Arc<BaseConsumer>,
-    cancel: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-    /// A batch taken by `ready`, handed out by the next `next_batch`.
-    early: Option<Result<T, ReadError>>,
-}
-
-/// Raw batches read ahead of the work: reading goes on while a batch is worked on.
-const RAW_AHEAD: usize = 2;
-
-impl<T: Send + 'static> Prefetch<T> {
-    /// Reads on one thread and does `work` on another, so that taking messages from
-    /// librdkafka, the work (decoding) and the caller's own work (writing) overlap.
-    pub fn start(
-        mut reader: BoundedReader,
-        ahead: usize,
-        mut work: impl FnMut(RawBatch) -> T + Send + 'static,
-    ) -> Prefetch<T> {
-        let (send_raw, raw) = sync_channel(RAW_AHEAD);
-        let (send, batches) = sync_channel(ahead.max(1));
-        let (consumer, cancel) = (reader.consumer.clone(), reader.cancel.clone());
-        let span = tracing::Span::current();
-        let read_span = span.clone();
-        let reading = std::thread::spawn(move || {
-            let _entered = read_span.enter();
-            loop {
-                let next = reader.next_batch().transpose();
-                let end = !matches!(next, Some(Ok(_)));
-                if let Some(item) = next
-                    && send_raw.send(item).is_err()
-                {
-                    return;
-                }
-                // Time spent waiting for the caller is not the broker's silence.
-                reader.last_data = Instant::now();
-                if end {
-                    return;
-                }
-            }
-        });
-        let working = std::thread::spawn(move || {
-            let _entered = span.enter();
-            // Ends when the reader is done (its sender dropped) or the caller is gone.
-            for item in raw.iter() {
-                if send.send(item.map(&mut work)).is_err() {
-                    return;
-                }
-            }
-        });
-        Prefetch {
-            batches: Some(batches),
-            consumer,
-            cancel,
-            threads: vec![reading, working],
-            early: None,
-        }
-    }
-
-    /// Whether the next batch is here already, so `next_batch` would not wait.
-    pub fn ready(&mut self) -> bool {
-        if self.early.is_none()
-            && let Some(batches) = &self.batches
-        {
-            self.early = batches.try_recv().ok();
-        }
-        self.early.is_some()
-    }
-
-    /// As `BoundedReader::next_batch`, with the work done.
-    pub fn next_batch(&mut self) -> Result<Option<T>, ReadError> {
-        if let Some(batch) = self.early.take() {
-            return batch.map(Some);
-        }
-        match &self.batches {
-            Some(batches) => batches.recv().ok().transpose(),
-            None => Ok(None),
-        }
-    }
-
-    pub fn consumer(&self) -> &BaseConsumer {
-        &self.consumer
-    }
-}
-
-impl<T> Drop for Prefetch<T> {
-    fn drop(&mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
-        // A send into a closed channel fails, so each thread ends even if it was blocked:
-        // the worker's send fails first, and its end closes the reader's channel.
-        drop(self.batches.take());
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Reads new records as they arrive, with no end: for a live view. Each `poll` returns what
-/// came within its wait, one batch per partition.
-pub struct TailReader {
-    consumer: BaseConsumer,
-    topic: String,
-    capture: HeaderCapture,
-}
-
-impl TailReader {
-    /// Assigns `partitions` at the offsets given.
-    pub fn start(
-        consumer: BaseConsumer,
-        topic: &str,
-        starts: &BTreeMap<i32, i64>,
-        capture: HeaderCapture,
-    ) -> Result<Self, ReadError> {
-        let assign = |source| ReadError::Assign {
-            topic: topic.to_string(),
-            source,
-        };
-        let mut tpl = TopicPartitionList::new();
-        for (&p, &start) in starts {
-            tpl.add_partition_offset(topic, p, Offset::Offset(start))
-                .map_err(assign)?;
-        }
-        consumer.assign(&tpl).map_err(assign)?;
-        Ok(TailReader {
-            consumer,
-            topic: topic.to_string(),
-            capture,
-        })
-    }
-
-    /// The records that arrive within `wait` (at most `most`), by partition.
-    pub fn poll(&mut self, wait: Duration, most: usize) -> Result<Vec<RawBatch>, ReadError> {
-        let deadline = Instant::now() + wait;
-        let mut pending: BTreeMap<i32, Pending> = BTreeMap::new();
-        let mut count = 0;
-        while count < most {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match self.consumer.poll(left) {
-                None => break,
-                Some(Ok(msg)) => {
-                    pending
-                        .entry(msg.partition())
-                        .or_insert_with(|| {
-                            Pending::new(msg.offset(), i64::MAX).with_capture(&self.capture)
-                        })
-                        .push(&Fields::of(&msg));
-                    count += 1;
-                }
-                Some(Err(KafkaError::PartitionEOF(_))) => {}
-                Some(Err(source)) => {
-                    return Err(ReadError::Kafka {
-                        topic: self.topic.clone(),
-                        source,
-                    });
-                }
-            }
-        }
-        Ok(pending
-            .iter_mut()
-            .map(|(p, pending)| pending.take(*p))
-            .collect())
     }
 }
