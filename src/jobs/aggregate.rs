@@ -10,7 +10,7 @@ use crate::config::{JobConfig, TopicConfig};
 use crate::crash::crash_point;
 use crate::dead_letter_topic::{DeadLetterError, DeadLetterTopic};
 use crate::decode::{DecodeError, Decoder};
-use crate::plan::{self, PlanError};
+use crate::plan::{self, PlanError, TopicPlan};
 use crate::read::{BoundedReader, HeaderCapture, ReadError};
 use arrow::record_batch::RecordBatch;
 use rdkafka::consumer::BaseConsumer;
@@ -112,58 +112,31 @@ impl Spec {
     }
 }
 
-/// Runs an aggregate job over one topic.
+/// Runs an aggregate job over one topic: plan, read and total, write the outputs, commit.
 pub fn run(
     ctx: &RunContext,
     job: &JobConfig,
     topic: &TopicConfig,
 ) -> Result<AggregateSummary, AggregateError> {
     let started = Instant::now();
-    let config_error = |message: String| AggregateError::Config {
-        job: job.name.clone(),
-        file: job.file.clone(),
-        message,
-    };
     let parsed = Spec::of(job)?;
-    let spec = &parsed.config;
-    let accumulate_error = |source| AggregateError::Accumulate {
-        job: job.name.clone(),
-        topic: topic.topic.clone(),
-        file: job.file.clone(),
-        source,
-    };
-
-    // The job's own group: committed offsets of the export must not move its start.
-    let mut planned = topic.clone();
-    planned.group_id = Some(format!("runner.aggregate.{}", job.name));
+    let mode = parsed.config.mode;
+    let this = Steps::new(ctx, job, topic, mode);
     let mut lock = crate::lock::acquire(
         &ctx.sink,
-        &planned.group_id(),
+        &this.topic.group_id(),
         &topic.topic,
         None,
         ctx.options.lock_lease,
     )?;
     let mut state = AggregateState::load(&ctx.sink, &job.name, &topic.topic)?;
-    let consumer: BaseConsumer =
-        crate::kafka::export_consumer_config(&ctx.config.connections, &planned.group_id())
-            .create()
-            .map_err(|source| AggregateError::Consumer {
-                topic: topic.topic.clone(),
-                source,
-            })?;
-    let plan = plan::plan_topic(
-        &consumer,
-        &planned,
-        &state.offsets,
-        plan::Request::default(),
-        ctx.options.kafka_timeout,
-    )?;
+    let plan = this.plan(&state)?;
     tracing::info!(job = %job.name, records = plan.count(), "planned");
 
     let mut totals = parsed.aggregator();
-    if spec.mode == Mode::Cumulative {
+    if mode == Mode::Cumulative {
         for batch in state.totals(&ctx.sink)?.unwrap_or_default() {
-            totals.merge(&batch).map_err(accumulate_error)?;
+            totals.merge(&batch).map_err(|e| this.accumulate_error(e))?;
         }
     }
     let mut summary = AggregateSummary {
@@ -172,104 +145,184 @@ pub fn run(
         records: 0,
         dead_letters: 0,
         run: state.run,
-        mode: spec.mode,
+        mode,
         totals: None,
         seconds: 0.0,
     };
     if plan.count() == 0 {
         tracing::info!(job = %job.name, "no new records; totals unchanged");
-        summary.seconds = started.elapsed().as_secs_f64();
-        return Ok(summary);
+    } else {
+        (summary.records, summary.dead_letters) = this.total(&plan, &mut totals)?;
+        let result = totals
+            .finish(mode == Mode::Cumulative)
+            .map_err(|e| this.accumulate_error(e))?;
+        summary.totals = Some(this.commit(&plan, &result, &mut state, &mut lock)?);
+        summary.run = state.run;
     }
-
-    // A consumer of its own, its prefetch shared out among the partitions to read.
-    crate::kafka::close(&consumer);
-    drop(consumer);
-    let consumer: BaseConsumer = crate::kafka::reading_consumer_config(
-        &ctx.config.connections,
-        &planned.group_id(),
-        crate::read::at_once(&plan),
-    )
-    .create()
-    .map_err(|source| AggregateError::Consumer {
-        topic: topic.topic.clone(),
-        source,
-    })?;
-    let options = &ctx.options;
-    let mut reader = BoundedReader::start(
-        consumer,
-        &plan,
-        options.batch_rows,
-        options.stall_timeout,
-        HeaderCapture::for_topic(topic),
-    )?;
-    let mut decoder = Decoder::new(topic, ctx.registry.clone());
-    let dead_letter_topic = match &topic.dead_letter_topic {
-        Some(name) => Some(DeadLetterTopic::new(&ctx.config.connections, name)?),
-        None => None,
-    };
-    let mut meter = options.meter.topic(&topic.topic, plan.count() as u64);
-    while let Some(raw) = reader.next_batch()? {
-        meter.add(raw.len() as u64);
-        if raw.is_empty() {
-            continue;
-        }
-        crash_point!("after-fetch");
-        let decoded = decoder.decode(&raw)?;
-        crash_point!("after-decode");
-        let (records, dead) = add_batch(
-            &mut totals,
-            decoded,
-            &topic.topic,
-            raw.partition,
-            dead_letter_topic.as_ref(),
-        )
-        .map_err(|e| e.into_error(accumulate_error))?;
-        summary.records += records;
-        summary.dead_letters += dead;
-    }
-    crate::kafka::close(reader.consumer());
-    if let Some(field) = totals.missing_fields().first() {
-        return Err(config_error(format!(
-            "field `{field}` is not in any record of topic {}; name a decoded field (see `runner plan` and the exported columns)",
-            topic.topic
-        )));
-    }
-
-    let run = state.run + 1;
-    let result = totals
-        .finish(spec.mode == Mode::Cumulative)
-        .map_err(accumulate_error)?;
-    let shown = state::visible(&result);
-    write_outputs(ctx, job, topic, &shown, run)?;
-    crash_point!("aggregate-outputs-written");
-    let superseded = state.totals.take();
-    if spec.mode == Mode::Cumulative {
-        let path = state::totals_path(&job.name, &topic.topic, run);
-        state::write_parquet(&ctx.sink, &path, &result)?;
-        state.totals = Some(path.to_string());
-        crash_point!("aggregate-totals-written");
-    }
-    for p in &plan.partitions {
-        state.offsets.insert(p.partition, p.end);
-    }
-    state.run = run;
-    state.updated_at = chrono::Utc::now().to_rfc3339();
-    lock.confirm()?;
-    state.save(&ctx.sink)?;
-    crash_point!("aggregate-state-saved");
-    // The totals of the run before are no longer referenced.
-    if let Some(old) = superseded.filter(|old| state.totals.as_ref() != Some(old))
-        && let Err(e) = ctx
-            .sink
-            .delete(&object_store::path::Path::from(old.as_str()))
-    {
-        tracing::warn!(error = %e, "cannot delete superseded totals; harmless");
-    }
-    summary.run = run;
-    summary.totals = Some(shown);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// The steps of one aggregate job over one topic.
+struct Steps<'a> {
+    ctx: &'a RunContext,
+    job: &'a JobConfig,
+    /// The topic under the job's own group: committed offsets of the export must not move
+    /// its start.
+    topic: TopicConfig,
+    mode: Mode,
+}
+
+impl<'a> Steps<'a> {
+    fn new(ctx: &'a RunContext, job: &'a JobConfig, topic: &TopicConfig, mode: Mode) -> Self {
+        let mut topic = topic.clone();
+        topic.group_id = Some(format!("runner.aggregate.{}", job.name));
+        Steps {
+            ctx,
+            job,
+            topic,
+            mode,
+        }
+    }
+
+    /// The range after the state's offsets.
+    fn plan(&self, state: &AggregateState) -> Result<TopicPlan, AggregateError> {
+        let connections = &self.ctx.config.connections;
+        let consumer: BaseConsumer =
+            crate::kafka::export_consumer_config(connections, &self.topic.group_id())
+                .create()
+                .map_err(|source| self.consumer_error(source))?;
+        let plan = plan::plan_topic(
+            &consumer,
+            &self.topic,
+            &state.offsets,
+            plan::Request::default(),
+            self.ctx.options.kafka_timeout,
+        );
+        crate::kafka::close(&consumer);
+        Ok(plan?)
+    }
+
+    /// Reads and decodes the planned range into `totals`; returns the records added and the
+    /// dead letters sent.
+    fn total(
+        &self,
+        plan: &TopicPlan,
+        totals: &mut Aggregator,
+    ) -> Result<(u64, u64), AggregateError> {
+        let (ctx, topic) = (self.ctx, &self.topic);
+        // A consumer of its own, its prefetch shared out among the partitions to read.
+        let consumer: BaseConsumer = crate::kafka::reading_consumer_config(
+            &ctx.config.connections,
+            &topic.group_id(),
+            crate::read::at_once(plan),
+        )
+        .create()
+        .map_err(|source| self.consumer_error(source))?;
+        let options = &ctx.options;
+        let mut reader = BoundedReader::start(
+            consumer,
+            plan,
+            options.batch_rows,
+            options.stall_timeout,
+            HeaderCapture::for_topic(topic),
+        )?;
+        let mut decoder = Decoder::new(topic, ctx.registry.clone());
+        let dead_letter_topic = match &topic.dead_letter_topic {
+            Some(name) => Some(DeadLetterTopic::new(&ctx.config.connections, name)?),
+            None => None,
+        };
+        let mut meter = options.meter.topic(&topic.topic, plan.count() as u64);
+        let (mut records, mut dead_letters) = (0, 0);
+        while let Some(raw) = reader.next_batch()? {
+            meter.add(raw.len() as u64);
+            if raw.is_empty() {
+                continue;
+            }
+            crash_point!("after-fetch");
+            let decoded = decoder.decode(&raw)?;
+            crash_point!("after-decode");
+            let (added, dead) = add_batch(
+                totals,
+                decoded,
+                &topic.topic,
+                raw.partition,
+                dead_letter_topic.as_ref(),
+            )
+            .map_err(|e| e.into_error(|e| self.accumulate_error(e)))?;
+            records += added;
+            dead_letters += dead;
+        }
+        crate::kafka::close(reader.consumer());
+        if let Some(field) = totals.missing_fields().first() {
+            return Err(AggregateError::Config {
+                job: self.job.name.clone(),
+                file: self.job.file.clone(),
+                message: format!(
+                    "field `{field}` is not in any record of topic {}; name a decoded field (see `runner plan` and the exported columns)",
+                    topic.topic
+                ),
+            });
+        }
+        Ok((records, dead_letters))
+    }
+
+    /// Writes the run's totals to the outputs, then (cumulative) the totals the next run
+    /// starts from, then the state with the new offsets: a crash before the state is saved
+    /// repeats the run with the same outputs. Returns the totals shown.
+    fn commit(
+        &self,
+        plan: &TopicPlan,
+        result: &RecordBatch,
+        state: &mut AggregateState,
+        lock: &mut crate::lock::TopicLock,
+    ) -> Result<RecordBatch, AggregateError> {
+        let (ctx, job, topic) = (self.ctx, self.job, &self.topic);
+        let run = state.run + 1;
+        let shown = state::visible(result);
+        write_outputs(ctx, job, topic, &shown, run)?;
+        crash_point!("aggregate-outputs-written");
+        let superseded = state.totals.take();
+        if self.mode == Mode::Cumulative {
+            let path = state::totals_path(&job.name, &topic.topic, run);
+            state::write_parquet(&ctx.sink, &path, result)?;
+            state.totals = Some(path.to_string());
+            crash_point!("aggregate-totals-written");
+        }
+        for p in &plan.partitions {
+            state.offsets.insert(p.partition, p.end);
+        }
+        state.run = run;
+        state.updated_at = chrono::Utc::now().to_rfc3339();
+        lock.confirm()?;
+        state.save(&ctx.sink)?;
+        crash_point!("aggregate-state-saved");
+        // The totals of the run before are no longer referenced.
+        if let Some(old) = superseded.filter(|old| state.totals.as_ref() != Some(old))
+            && let Err(e) = ctx
+                .sink
+                .delete(&object_store::path::Path::from(old.as_str()))
+        {
+            tracing::warn!(error = %e, "cannot delete superseded totals; harmless");
+        }
+        Ok(shown)
+    }
+
+    fn accumulate_error(&self, source: AccumulateError) -> AggregateError {
+        AggregateError::Accumulate {
+            job: self.job.name.clone(),
+            topic: self.topic.topic.clone(),
+            file: self.job.file.clone(),
+            source,
+        }
+    }
+
+    fn consumer_error(&self, source: rdkafka::error::KafkaError) -> AggregateError {
+        AggregateError::Consumer {
+            topic: self.topic.topic.clone(),
+            source,
+        }
+    }
 }
 
 /// Why adding a batch failed: the totals' own error needs the job's context to be told.
