@@ -59,21 +59,22 @@ impl RawBatch {
     }
 }
 
+/// One partition's records buffered until they make a batch, and where its range stands.
 pub(super) struct Pending {
     pub(super) next: i64,
     pub(super) end: i64,
     pub(super) done: bool,
     pub(super) offsets: Vec<i64>,
-    pub(super) timestamps: Vec<Option<i64>>,
-    pub(super) keys: BinaryBuilder,
-    pub(super) values: BinaryBuilder,
+    timestamps: Vec<Option<i64>>,
+    keys: BinaryBuilder,
+    values: BinaryBuilder,
     /// When the oldest buffered record arrived.
     pub(super) first_at: Instant,
     /// Key and value bytes buffered.
     pub(super) bytes: usize,
-    pub(super) capture: HeaderCapture,
-    pub(super) types: Vec<Option<String>>,
-    pub(super) headers: Vec<Vec<(String, String)>>,
+    capture: HeaderCapture,
+    types: Vec<Option<String>>,
+    headers: Vec<Vec<(String, String)>>,
 }
 
 impl Pending {
@@ -115,7 +116,7 @@ impl Pending {
         }
     }
 
-    pub(super) fn push_headers(&mut self, msg: &Fields<'_>) {
+    fn push_headers(&mut self, msg: &Fields<'_>) {
         let (mut kind, mut all) = (None, Vec::new());
         msg.headers(|key, value| {
             if let Some(name) = &self.capture.type_header

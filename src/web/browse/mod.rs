@@ -5,7 +5,7 @@ pub mod download;
 mod found;
 mod matcher;
 pub mod message;
-pub mod outcome;
+mod outcome;
 pub mod query;
 pub mod scan;
 
